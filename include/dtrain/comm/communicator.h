@@ -1,0 +1,162 @@
+// Communicator: the one interface every worker talks through.
+//
+// Contract (shared by every backend):
+//  - SPMD: all `size()` ranks call the same collectives in the same order with
+//    matching arguments (counts, root, op). A backend that can detect a
+//    mismatch throws CommError instead of corrupting memory.
+//  - Every blocking call gives up after the communicator's timeout and throws
+//    CommError naming this rank, the operation and, where known, the peer.
+//  - Collectives are deterministic: the same inputs give the same output bits
+//    on every rank and on every run (reductions combine contributions in rank
+//    order, whatever thread or process happens to do the arithmetic).
+//  - Buffers are caller-owned spans; a collective returns only once the
+//    caller's buffers may be reused.
+//  - Point-to-point messages are matched by (source, tag) and are delivered in
+//    send order per (source, tag). A receive's buffer must be exactly the size
+//    of the message.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+
+namespace dtrain {
+
+enum class DataType { kFloat32, kFloat64, kInt64, kUint64 };
+enum class ReduceOp { kSum, kMean, kMax, kMin };
+
+const char* to_string(DataType t);
+const char* to_string(ReduceOp op);
+std::size_t size_of(DataType t);
+
+template <class T>
+constexpr DataType data_type_of() {
+  if constexpr (std::is_same_v<T, float>)
+    return DataType::kFloat32;
+  else if constexpr (std::is_same_v<T, double>)
+    return DataType::kFloat64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return DataType::kInt64;
+  else {
+    static_assert(std::is_same_v<T, std::uint64_t>, "reductions take float, double, int64, uint64");
+    return DataType::kUint64;
+  }
+}
+
+template <class T>
+concept Reducible = std::is_same_v<T, float> || std::is_same_v<T, double> ||
+    std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::uint64_t>;
+
+// What a backend does with one pending non-blocking operation.
+class PendingOp {
+ public:
+  virtual ~PendingOp() = default;
+  // Completes the operation if it can without blocking; true once complete.
+  virtual bool test() = 0;
+  // Blocks until complete (or the communicator's timeout: CommError).
+  virtual void wait() = 0;
+};
+
+// Handle of a non-blocking send or receive. The buffers passed to isend/irecv
+// must stay alive and untouched until wait() returns or test() returns true.
+// Destroying an incomplete Request, or move-assigning over it, waits for it
+// (RAII). Destructors must not throw, so an error found then is discarded:
+// call wait() yourself to see it. Once wait() or test() has thrown, the
+// Request is done.
+class [[nodiscard]] Request {
+ public:
+  Request() = default;
+  explicit Request(std::unique_ptr<PendingOp> op) : op_(std::move(op)) {}
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&& other) noexcept;
+  ~Request();
+
+  bool test();
+  void wait();
+  bool done() const { return op_ == nullptr; }
+
+ private:
+  std::unique_ptr<PendingOp> op_;
+};
+
+class Communicator {
+ public:
+  Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "threads", "mpi", ...
+  virtual std::string backend() const = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+
+  virtual void barrier() = 0;
+
+  // Copies root's buffer into every rank's buffer (same length everywhere).
+  template <class T>
+  void broadcast(std::span<T> buf, int root) {
+    broadcast_bytes(buf.data(), buf.size_bytes(), root);
+  }
+
+  // In place: every rank ends with op over all ranks' buffers, elementwise.
+  template <Reducible T>
+  void allreduce(std::span<T> buf, ReduceOp op = ReduceOp::kSum) {
+    allreduce_raw(buf.data(), buf.size(), data_type_of<T>(), op);
+  }
+
+  // recv = concat(send of rank 0, send of rank 1, ...); recv.size() must be
+  // size() * send.size().
+  template <class T>
+  void allgather(std::span<const T> send, std::span<T> recv) {
+    check_multiple("allgather", send.size(), recv.size());
+    allgather_bytes(send.data(), send.size_bytes(), recv.data());
+  }
+
+  // send holds size() blocks of recv.size() elements; rank r receives op over
+  // all ranks of block r.
+  template <Reducible T>
+  void reduce_scatter(std::span<const T> send, std::span<T> recv, ReduceOp op = ReduceOp::kSum) {
+    check_multiple("reduce_scatter", recv.size(), send.size());
+    reduce_scatter_raw(send.data(), recv.data(), recv.size(), data_type_of<T>(), op);
+  }
+
+  template <class T>
+  void send(std::span<const T> buf, int dst, int tag) {
+    send_bytes(buf.data(), buf.size_bytes(), dst, tag);
+  }
+  template <class T>
+  void recv(std::span<T> buf, int src, int tag) {
+    recv_bytes(buf.data(), buf.size_bytes(), src, tag);
+  }
+  template <class T>
+  Request isend(std::span<const T> buf, int dst, int tag) {
+    return isend_bytes(buf.data(), buf.size_bytes(), dst, tag);
+  }
+  template <class T>
+  Request irecv(std::span<T> buf, int src, int tag) {
+    return irecv_bytes(buf.data(), buf.size_bytes(), src, tag);
+  }
+
+ protected:
+  virtual void broadcast_bytes(void* buf, std::size_t bytes, int root) = 0;
+  virtual void allreduce_raw(void* buf, std::size_t count, DataType type, ReduceOp op) = 0;
+  virtual void allgather_bytes(const void* send, std::size_t bytes, void* recv) = 0;
+  virtual void reduce_scatter_raw(const void* send, void* recv, std::size_t count_per_rank,
+                                  DataType type, ReduceOp op) = 0;
+  virtual void send_bytes(const void* buf, std::size_t bytes, int dst, int tag) = 0;
+  virtual void recv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
+  virtual Request isend_bytes(const void* buf, std::size_t bytes, int dst, int tag) = 0;
+  virtual Request irecv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
+
+ private:
+  // Throws CommError unless big == size() * small.
+  void check_multiple(const char* op, std::size_t small, std::size_t big) const;
+};
+
+}  // namespace dtrain

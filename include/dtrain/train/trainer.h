@@ -1,0 +1,77 @@
+// Synchronous data-parallel training (BSP).
+//
+// Every worker runs train() on its own shard (SPMD). Each step it computes the
+// gradient of its rows, the sync strategy sums gradients over workers, and
+// every worker applies the identical update, so replicas never diverge.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dtrain/comm/communicator.h"
+#include "dtrain/data/dataset.h"
+#include "dtrain/model/model.h"
+#include "dtrain/model/standardizer.h"
+#include "dtrain/optim/optimizer.h"
+#include "dtrain/train/metrics.h"
+
+namespace dtrain {
+
+enum class BatchMode {
+  kFullBatch,  // "gd": one step per epoch over every training row
+  kMiniBatch,  // "sgd": steps of batch_size rows per worker
+};
+
+struct TrainConfig {
+  ModelKind model = ModelKind::kLinear;
+  BatchMode batch_mode = BatchMode::kFullBatch;
+  int epochs = 100;
+  std::size_t batch_size = 32;  // per worker, mini-batch only
+  LrSchedule lr;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double l2 = 0.0;  // objective = mean loss + l2/2 * ||w||^2 (intercept unpenalised)
+  bool standardize = false;
+  std::uint64_t seed = 1;
+  double test_fraction = 0.0;
+  // Stop when the training objective changes by at most tol * max(1, |loss|)
+  // from one epoch to the next; 0 disables early stopping.
+  double tol = 0.0;
+  // Evaluate (and report) every this many epochs, and always at the last.
+  int eval_every = 1;
+};
+
+struct EpochReport {
+  int epoch = 0;      // 1-based
+  double loss = 0.0;  // training objective (mean over the epoch's steps for SGD)
+  double lr = 0.0;
+  double samples_per_s = 0.0;  // training rows per second of step time, all workers
+  double epoch_seconds = 0.0;
+  double elapsed_seconds = 0.0;
+  Metrics train;
+  std::optional<Metrics> test;
+};
+
+struct TrainResult {
+  std::vector<double> params;  // in the standardised space if standardize
+  Standardizer standardizer;
+  std::vector<EpochReport> history;  // evaluated epochs only
+  int epochs_run = 0;
+  bool stopped_early = false;
+  std::uint64_t train_rows = 0;  // global
+  std::uint64_t test_rows = 0;   // global
+};
+
+// Whether the row with this global id belongs to the test split: decided by a
+// hash of (seed, row id) alone, so the split is the same whatever the number
+// of workers or the partitioning.
+bool is_test_row(std::uint64_t row_id, std::uint64_t seed, double test_fraction);
+
+// Collective. `on_report` is called on rank 0 only, after each evaluation.
+TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& config,
+                  const std::function<void(const EpochReport&)>& on_report = {});
+
+}  // namespace dtrain

@@ -1,0 +1,67 @@
+// dtrain inspect: what is inside a model file.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "common.h"
+
+namespace dtrain::cli {
+
+namespace {
+
+struct InspectOptions {
+  std::string model;
+  bool json = false;
+};
+
+void run_inspect(const InspectOptions& o) {
+  const SavedModel m = load_model(o.model);
+  const auto raw = m.raw_params();
+  const std::size_t d = m.spec.num_features;
+  const std::vector<double> weights(raw.begin(), raw.begin() + static_cast<std::ptrdiff_t>(d));
+  const double intercept = raw[d];
+  if (o.json) {
+    nlohmann::json j;
+    j["file"] = o.model;
+    j["format_version"] = kModelFormatVersion;
+    j["model"] = to_string(m.spec.kind);
+    j["num_features"] = d;
+    j["feature_names"] = m.spec.feature_names;
+    j["label"] = m.spec.label_name;
+    j["input_format"] = m.spec.input_format;
+    j["l2"] = m.spec.l2;
+    j["standardized"] = !m.standardizer.empty();
+    j["training"] = nlohmann::json::parse(m.spec.training_json);
+    j["intercept"] = intercept;
+    j["weights"] = weights;
+    std::cout << j.dump(2) << std::endl;
+    return;
+  }
+  std::printf("model file    %s (format version %u)\n", o.model.c_str(), kModelFormatVersion);
+  std::printf("model         %s, %zu features, label '%s', input %s\n", to_string(m.spec.kind), d,
+              m.spec.label_name.c_str(), m.spec.input_format.c_str());
+  std::printf("l2            %g\nstandardized  %s\n", m.spec.l2,
+              m.standardizer.empty() ? "no" : "yes (weights below are in raw units)");
+  std::printf("training      %s\n", m.spec.training_json.c_str());
+  std::printf("intercept     %.10g\n", intercept);
+  std::printf("weights:\n");
+  for (std::size_t j = 0; j < d; ++j) {
+    const std::string name =
+        m.spec.feature_names.empty() ? std::to_string(j + 1) : m.spec.feature_names[j];
+    std::printf("  %-24s %.10g\n", name.c_str(), weights[j]);
+  }
+}
+
+}  // namespace
+
+Action add_inspect_command(CLI::App& app) {
+  auto opts = std::make_shared<InspectOptions>();
+  CLI::App* cmd = app.add_subcommand("inspect", "Print a model file's spec and parameters");
+  cmd->add_option("model", opts->model, "Model file")->required();
+  cmd->add_flag("--json", opts->json,
+                "Print JSON: spec, intercept and weights in raw feature units");
+  return [opts] { run_inspect(*opts); };
+}
+
+}  // namespace dtrain::cli

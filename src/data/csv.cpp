@@ -1,0 +1,272 @@
+// CSV reader: the whole file is read at once and split with memchr; numbers
+// go through std::from_chars, so parsing is locale-free and allocation-free
+// per field.
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dtrain/data/readers.h"
+#include "dtrain/error.h"
+#include "text.h"
+
+namespace dtrain {
+namespace detail {
+namespace {
+
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+std::optional<std::size_t> parse_index(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+void split(std::string_view line, char delim, std::vector<std::string_view>& out) {
+  out.clear();
+  for (;;) {
+    const void* p = std::memchr(line.data(), delim, line.size());
+    if (!p) break;
+    const auto len = static_cast<std::size_t>(static_cast<const char*>(p) - line.data());
+    out.push_back(line.substr(0, len));
+    line.remove_prefix(len + 1);
+  }
+  out.push_back(line);
+}
+
+class CsvParser {
+ public:
+  CsvParser(const TextFile& file, const CsvOptions& opts) : file_(file), opts_(opts) {
+    if (opts.delimiter == '\n' || opts.delimiter == '\r' || opts.delimiter == '"' ||
+        opts.delimiter == '\0' || opts.delimiter == opts.comment) {
+      throw ConfigError("CSV options: invalid delimiter " +
+                        quoted(std::string_view(&opts.delimiter, 1)));
+    }
+  }
+
+  ParsedFile parse(bool keep_lines) {
+    ParsedFile out;
+    LineReader lines(file_.bytes);
+    Line line;
+    bool resolved = false;
+    std::uint64_t row_id = 0;
+    std::vector<float> x;
+    while (lines.next(line)) {
+      const std::string_view content = trim(line.text, " \t");
+      if (content.empty()) continue;
+      if (opts_.comment != '\0' && content.front() == opts_.comment) continue;
+      split(line.text, opts_.delimiter, fields_);
+      if (!resolved) {
+        if (opts_.has_header) {
+          read_header(line);
+          out.header = line;
+          resolve(fields_.size(), line.number);
+          resolved = true;
+          continue;
+        }
+        resolve(fields_.size(), line.number);
+        resolved = true;
+      }
+      if (!resolved_data_) {
+        resolved_data_ = true;
+        data_ = Dataset::dense(features_.size());
+        const auto estimate =
+            static_cast<std::size_t>(std::count(file_.bytes.begin(), file_.bytes.end(), '\n') + 1);
+        data_.reserve(estimate);
+        if (keep_lines) out.row_lines.reserve(estimate);
+      }
+      parse_row(line, x);
+      data_.add_dense_row(x, label_, row_id++);
+      if (keep_lines) out.row_lines.push_back(line);
+    }
+    if (row_id == 0) {
+      if (!opts_.allow_empty) {
+        if (resolved) fail(file_.path, out.header.number, "header but no data rows");
+        fail(file_.path, 0, "empty file (no data rows)");
+      }
+      data_ = Dataset::dense(features_.size());
+    }
+    if (opts_.has_header && resolved) {
+      std::vector<std::string> feature_names;
+      feature_names.reserve(features_.size());
+      for (std::size_t c : features_) feature_names.push_back(names_[c]);
+      data_.set_feature_names(std::move(feature_names));
+      if (label_col_ != kNone) data_.set_label_name(names_[label_col_]);
+    }
+    out.data = std::move(data_);
+    return out;
+  }
+
+ private:
+  void read_header(const Line& line) {
+    std::unordered_map<std::string_view, std::size_t> seen;
+    for (std::string_view f : fields_) {
+      std::string_view name = trim_field(f);
+      if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+        name = name.substr(1, name.size() - 2);
+      }
+      if (!seen.emplace(name, names_.size()).second) {
+        fail(file_.path, line.number, "duplicate column name " + quoted(name));
+      }
+      names_.emplace_back(name);
+    }
+  }
+
+  std::size_t find_name(std::string_view name) const {
+    auto it = std::find(names_.begin(), names_.end(), name);
+    return it == names_.end() ? kNone : static_cast<std::size_t>(it - names_.begin());
+  }
+
+  // Resolves a column given as a header name or a 0-based index in digits.
+  // Returns kNone when absent; `what` names the option in error messages.
+  std::size_t find_column(const std::string& spec, std::size_t ncols, std::size_t line,
+                          std::string_view what) const {
+    if (opts_.has_header) {
+      const std::size_t c = find_name(spec);
+      if (c != kNone) return c;
+    }
+    if (auto idx = parse_index(spec)) return *idx < ncols ? *idx : kNone;
+    if (!opts_.has_header) {
+      fail(file_.path, line,
+           std::string(what) + " " + quoted(spec) + " is a name but the file has no header");
+    }
+    return kNone;
+  }
+
+  void resolve(std::size_t ncols, std::size_t line) {
+    ncols_ = ncols;
+    if (opts_.label.empty()) {
+      label_col_ = ncols - 1;
+    } else {
+      label_col_ = find_column(opts_.label, ncols, line, "label column");
+      if (label_col_ == kNone && opts_.require_label) {
+        fail(file_.path, line, "missing label column " + quoted(opts_.label));
+      }
+    }
+    if (!opts_.key_column.empty()) {
+      key_col_ = find_column(opts_.key_column, ncols, line, "key column");
+      if (key_col_ == kNone) {
+        fail(file_.path, line, "missing key column " + quoted(opts_.key_column));
+      }
+    }
+    feature_pos_.assign(ncols, kNone);
+    if (!opts_.select_features.empty()) {
+      if (!opts_.has_header) fail(file_.path, line, "select_features needs a header line");
+      for (const std::string& name : opts_.select_features) {
+        const std::size_t c = find_name(name);
+        if (c == kNone) fail(file_.path, line, "select_features: no column " + quoted(name));
+        if (c == label_col_) {
+          fail(file_.path, line, "select_features: " + quoted(name) + " is the label column");
+        }
+        if (feature_pos_[c] != kNone) {
+          fail(file_.path, line, "select_features: " + quoted(name) + " listed twice");
+        }
+        feature_pos_[c] = features_.size();
+        features_.push_back(c);
+      }
+    } else {
+      for (std::size_t c = 0; c < ncols; ++c) {
+        if (c == label_col_) continue;
+        feature_pos_[c] = features_.size();
+        features_.push_back(c);
+      }
+    }
+  }
+
+  std::string column_name(std::size_t c) const {
+    return opts_.has_header ? quoted(names_[c]) : std::to_string(c);
+  }
+
+  // Error text for column c; built only when failing.
+  std::string column_label(std::size_t c, bool is_label) const {
+    return (is_label ? "label column " : "column ") + column_name(c);
+  }
+
+  float parse_value(std::string_view field, std::size_t c, std::size_t line, bool is_label) const {
+    const std::string_view v = trim_field(field);
+    float out = 0;
+    const NumberStatus status = parse_float(v, out);
+    if (status != NumberStatus::kOk) {
+      const std::string col = column_label(c, is_label);
+      if (v.empty()) fail(file_.path, line, col + ": empty field");
+      if (status == NumberStatus::kOutOfRange) {
+        fail(file_.path, line, col + ": out of float range: " + quoted(v));
+      }
+      fail(file_.path, line, col + ": not a number: " + quoted(v));
+    }
+    if (!std::isfinite(out) && (is_label || !opts_.allow_nonfinite)) {
+      fail(file_.path, line, column_label(c, is_label) + ": non-finite value " + quoted(v));
+    }
+    if (is_label && opts_.label_kind == LabelKind::kBinary) {
+      if (out == -1.0f) {
+        out = 0.0f;
+      } else if (out != 0.0f && out != 1.0f) {
+        fail(file_.path, line,
+             column_label(c, is_label) + ": label out of range for a binary model: " + quoted(v) +
+                 " (expected 0/1 or -1/+1)");
+      }
+    }
+    return out;
+  }
+
+  // Strips spaces and tabs, except the delimiter itself (tab-separated
+  // files). Hot path: a plain loop beats find_first_not_of.
+  std::string_view trim_field(std::string_view f) const {
+    const auto is_blank = [this](char ch) {
+      return (ch == ' ' || ch == '\t') && ch != opts_.delimiter;
+    };
+    std::size_t b = 0;
+    std::size_t e = f.size();
+    while (b < e && is_blank(f[b])) ++b;
+    while (e > b && is_blank(f[e - 1])) --e;
+    return f.substr(b, e - b);
+  }
+
+  void parse_row(const Line& line, std::vector<float>& x) {
+    if (fields_.size() != ncols_) {
+      fail(file_.path, line.number,
+           "expected " + std::to_string(ncols_) + " fields, got " + std::to_string(fields_.size()));
+    }
+    x.resize(features_.size());
+    for (std::size_t k = 0; k < features_.size(); ++k) {
+      x[k] = parse_value(fields_[features_[k]], features_[k], line.number, false);
+    }
+    label_ = label_col_ == kNone ? 0.0f
+                                 : parse_value(fields_[label_col_], label_col_, line.number, true);
+    if (key_col_ != kNone) data_.add_key(std::string(trim_field(fields_[key_col_])));
+  }
+
+  const TextFile& file_;
+  const CsvOptions& opts_;
+  std::vector<std::string_view> fields_;
+  std::vector<std::string> names_;
+  std::size_t ncols_ = 0;
+  std::size_t label_col_ = kNone;
+  std::size_t key_col_ = kNone;
+  std::vector<std::size_t> features_;     // column of each feature, in feature order
+  std::vector<std::size_t> feature_pos_;  // feature position of each column, or kNone
+  bool resolved_data_ = false;
+  float label_ = 0;
+  Dataset data_;
+};
+
+}  // namespace
+
+ParsedFile parse_csv(const TextFile& file, const CsvOptions& opts, bool keep_lines) {
+  return CsvParser(file, opts).parse(keep_lines);
+}
+
+}  // namespace detail
+
+Dataset read_csv(const std::string& path, const CsvOptions& opts) {
+  return detail::parse_csv(detail::load_text_file(path), opts, false).data;
+}
+
+}  // namespace dtrain

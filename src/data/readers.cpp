@@ -1,0 +1,55 @@
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include "dtrain/data/readers.h"
+#include "dtrain/error.h"
+#include "text.h"
+
+namespace dtrain {
+
+FileFormat parse_format(const std::string& name) {
+  if (name == "csv") return FileFormat::kCsv;
+  if (name == "libsvm") return FileFormat::kLibsvm;
+  throw ConfigError("unknown data format " + detail::quoted(name) + " (expected csv or libsvm)");
+}
+
+namespace {
+
+// True when the first data line of a .txt file looks like "label idx:val".
+bool looks_like_libsvm(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(64 * 1024, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(in.gcount()));
+  detail::LineReader lines(head);
+  detail::Line line;
+  while (lines.next(line)) {
+    std::string_view s = detail::trim(line.text);
+    if (s.empty() || s.front() == '#') continue;
+    const std::size_t space = s.find_first_of(" \t");
+    if (space == std::string_view::npos) return false;  // a label alone says nothing
+    const std::string_view tok = detail::trim(s.substr(space));
+    const std::size_t colon = tok.find(':');
+    return colon != std::string_view::npos && colon > 0 &&
+           std::all_of(tok.begin(), tok.begin() + static_cast<std::ptrdiff_t>(colon),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+  }
+  return false;
+}
+
+}  // namespace
+
+FileFormat guess_format(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".svm" || ext == ".libsvm") return FileFormat::kLibsvm;
+  if (ext == ".txt" && looks_like_libsvm(path)) return FileFormat::kLibsvm;
+  return FileFormat::kCsv;
+}
+
+}  // namespace dtrain

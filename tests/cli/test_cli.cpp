@@ -1,0 +1,261 @@
+// The dtrain executable as a user (or a script) sees it: exit status,
+// one-line errors, output files that appear whole or not at all.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kData = DTRAIN_SOURCE_DIR "/examples/data/";
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("dtrain-cli-" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+            std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CliRun run(const std::string& args) const {
+    const std::string cmd = std::string("cd '") + dir_.string() + "' && '" DTRAIN_CLI "' " + args +
+                            " >'" + (dir_ / ".stdout").string() + "' 2>'" +
+                            (dir_ / ".stderr").string() + "'";
+    const int raw = std::system(cmd.c_str());
+    CliRun r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(dir_ / ".stdout");
+    r.err = slurp(dir_ / ".stderr");
+    fs::remove(dir_ / ".stdout");
+    fs::remove(dir_ / ".stderr");
+    return r;
+  }
+
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir_ / name) << text;
+    return (dir_ / name).string();
+  }
+
+  std::set<std::string> files() const {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_)) names.insert(e.path().filename().string());
+    return names;
+  }
+
+  // A failing run: non-zero exit, exactly one line on stderr containing every
+  // fragment, and no file created in the working directory.
+  void expect_failure(const std::string& args, std::initializer_list<std::string> fragments) {
+    const auto before = files();
+    const CliRun r = run(args);
+    EXPECT_NE(r.status, 0) << args;
+    EXPECT_FALSE(r.err.empty()) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\nstderr: " << r.err;
+    for (const auto& f : fragments) {
+      EXPECT_NE(r.err.find(f), std::string::npos)
+          << args << "\nmissing '" << f << "' in: " << r.err;
+    }
+    EXPECT_EQ(files(), before) << args << ": left files behind";
+  }
+
+  std::string train_diabetes(const std::string& extra = "") {
+    const CliRun r = run("train --data " + kData +
+                         "diabetes.csv --label target --model linear --workers 4 --standardize "
+                         "--epochs 3000 --lr 0.3 --momentum 0.9 --eval-every 1000 --out d.model " +
+                         extra);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return (dir_ / "d.model").string();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, HelpForEverySubcommand) {
+  for (const char* sub : {"train", "eval", "predict", "inspect", "partition"}) {
+    const CliRun r = run(std::string(sub) + " --help");
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
+  }
+  EXPECT_NE(run("train --help").out.find("intercept not penalised"), std::string::npos);
+}
+
+TEST_F(CliTest, TrainInspectEvalPredict) {
+  const std::string model = train_diabetes("--metrics-out m.jsonl");
+  // inspect --json: raw-unit parameters close to the OLS reference.
+  const CliRun ins = run("inspect d.model --json");
+  ASSERT_EQ(ins.status, 0) << ins.err;
+  const auto j = nlohmann::json::parse(ins.out);
+  EXPECT_EQ(j["model"], "linear");
+  EXPECT_NEAR(j["intercept"].get<double>(), -334.56713851878783, 0.34);
+  EXPECT_NEAR(j["weights"][8].get<double>(), 68.48312496478835, 0.07);
+  EXPECT_EQ(j["weights"].size(), 10u);
+  EXPECT_TRUE(j["standardized"].get<bool>());
+  EXPECT_EQ(run("inspect d.model").status, 0);
+
+  const CliRun ev = run("eval --model d.model --data " + kData + "diabetes.csv --json");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  const auto m = nlohmann::json::parse(ev.out);
+  EXPECT_EQ(m["rows"], 442);
+  EXPECT_NEAR(m["r2"].get<double>(), 0.51775, 1e-4);
+  EXPECT_TRUE(m.contains("mse") && m.contains("rmse"));
+
+  const CliRun pr = run("predict --model d.model --data " + kData + "diabetes.csv --out p.csv");
+  ASSERT_EQ(pr.status, 0) << pr.err;
+  const std::string preds = slurp(dir_ / "p.csv");
+  EXPECT_EQ(std::count(preds.begin(), preds.end(), '\n'), 443);
+  EXPECT_EQ(preds.rfind("prediction\n", 0), 0u);
+
+  // One JSON object per evaluated epoch (1000, 2000, 3000).
+  std::ifstream metrics(dir_ / "m.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto e = nlohmann::json::parse(line);
+    for (const char* k : {"epoch", "loss", "samples_per_s", "train_mse", "train_r2"}) {
+      EXPECT_TRUE(e.contains(k)) << k;
+    }
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+}
+
+TEST_F(CliTest, PredictWithoutLabelColumn) {
+  train_diabetes();
+  write("nolabel.csv",
+        "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6\n59,2,32.1,101.0,157,93.2,38.0,4.0,4.8598,87\n");
+  const CliRun r = run("predict --model d.model --data nolabel.csv --out p.csv");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+  const std::string p = slurp(dir_ / "p.csv");
+  EXPECT_EQ(std::count(p.begin(), p.end(), '\n'), 2);
+}
+
+TEST_F(CliTest, LogisticOnLibsvm) {
+  const CliRun r =
+      run("train --data " + kData +
+          "heart_scale.libsvm --model logistic --workers 3 --partition hash --epochs 3000 "
+          "--lr 1 --momentum 0.9 --l2 0.0037037037 --eval-every 3000 --out h.model");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const CliRun ev = run("eval --model h.model --data " + kData + "heart_scale.libsvm --json");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  const auto m = nlohmann::json::parse(ev.out);
+  EXPECT_NEAR(m["accuracy"].get<double>(), 0.84444, 0.005);
+  EXPECT_TRUE(m.contains("logloss") && m.contains("auc"));
+}
+
+TEST_F(CliTest, ConfigFileWithFlagsWinning) {
+  write("job.toml",
+        "data = \"" + kData +
+            "diabetes.csv\"\nlabel = \"target\"\nmodel = \"linear\"\n"
+            "workers = 3\nstandardize = true\nepochs = 7\nlr = 0.1\nout = \"c.model\"\n");
+  const CliRun r = run("train --config job.toml --epochs 2 --metrics-out m.jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "c.model"));
+  const std::string m = slurp(dir_ / "m.jsonl");
+  EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 2);  // --epochs 2 won over 7
+}
+
+TEST_F(CliTest, PartitionWritesShardsAndManifest) {
+  const CliRun r =
+      run("partition --data " + kData + "diabetes.csv --parts 4 --partition hash --out shards");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("max/mean"), std::string::npos);
+  const auto manifest = nlohmann::json::parse(slurp(dir_ / "shards" / "manifest.json"));
+  std::uint64_t rows = 0;
+  for (const auto& s : manifest["shards"]) rows += s["rows"].get<std::uint64_t>();
+  EXPECT_EQ(rows, 442u);
+  // Refuses to overwrite.
+  expect_failure("partition --data " + kData + "diabetes.csv --parts 2 --out shards", {"shards"});
+}
+
+TEST_F(CliTest, MalformedDataFiles) {
+  const std::string csv_args = " --model linear --out m.model --metrics-out m.jsonl";
+  write("empty.csv", "");
+  write("header.csv", "a,b,y\n");
+  write("ragged.csv", "a,b,y\n1,2,3\n4,5\n");
+  write("word.csv", "a,b,y\n1,2,3\n4,abc,6\n");
+  write("nan.csv", "a,b,y\n1,nan,3\n");
+  write("inf.csv", "a,b,y\n1,2,3\n1,2,inf\n");
+  write("label3.csv", "a,b,y\n1,2,1\n1,2,3\n");
+  write("bad.libsvm", "+1 1:0.5 2:1\n-1 1:0.5 x\n");
+  write("order.libsvm", "+1 2:0.5 1:1\n");
+  write("zero.libsvm", "+1 0:0.5\n");
+  expect_failure("train --data missing.csv" + csv_args, {"missing.csv"});
+  expect_failure("train --data empty.csv" + csv_args, {"empty.csv", "empty"});
+  expect_failure("train --data header.csv" + csv_args, {"header.csv"});
+  expect_failure("train --data ragged.csv" + csv_args, {"ragged.csv:3:"});
+  expect_failure("train --data word.csv" + csv_args, {"word.csv:3:", "abc"});
+  expect_failure("train --data nan.csv" + csv_args, {"nan.csv:2:"});
+  expect_failure("train --data inf.csv" + csv_args, {"inf.csv:3:"});
+  expect_failure("train --data word.csv --label nope" + csv_args, {"word.csv", "nope"});
+  expect_failure("train --data label3.csv --model logistic --out m.model",
+                 {"label3.csv:3:", "label"});
+  expect_failure("train --data bad.libsvm --model logistic --out m.model", {"bad.libsvm:2:"});
+  expect_failure("train --data order.libsvm --model logistic --out m.model", {"order.libsvm:1:"});
+  expect_failure("train --data zero.libsvm --model logistic --out m.model", {"zero.libsvm:1:"});
+}
+
+TEST_F(CliTest, BrokenModelFiles) {
+  train_diabetes();
+  const auto good = slurp(dir_ / "d.model");
+  write("trunc.model", good.substr(0, good.size() / 2));
+  std::string flipped = good;
+  flipped[flipped.size() - 12] ^= 1;
+  write("flip.model", flipped);
+  write("text.model", "not a model\n");
+  write("fewcols.csv", "age,sex,target\n1,2,3\n");
+  const std::string data = " --data " + kData + "diabetes.csv";
+  expect_failure("eval --model nothere.model" + data, {"nothere.model", "no such model file"});
+  expect_failure("eval --model trunc.model" + data, {"trunc.model", "truncated"});
+  expect_failure("eval --model flip.model" + data, {"flip.model", "checksum"});
+  expect_failure("eval --model text.model" + data, {"text.model", "not a dtrain model"});
+  expect_failure("predict --model flip.model" + data + " --out p.csv", {"flip.model"});
+  expect_failure("eval --model d.model --data fewcols.csv", {"fewcols.csv", "bmi"});
+  expect_failure("inspect trunc.model", {"trunc.model"});
+  expect_failure("eval --model d.model --data " + kData + "heart_scale.libsvm --format libsvm",
+                 {"heart_scale.libsvm"});
+}
+
+TEST_F(CliTest, BadArguments) {
+  const std::string base = "train --data " + kData + "diabetes.csv --out m.model ";
+  expect_failure(base + "--model bogus", {"bogus"});
+  expect_failure(base + "--model linear --workers 0", {"--workers"});
+  expect_failure(base + "--model linear --partition diagonal", {"diagonal"});
+  expect_failure(base + "--model linear --lr -1", {"--lr"});
+  expect_failure(base + "--model linear --test-fraction 1.5", {"--test-fraction"});
+  expect_failure(base + "--model linear --epochs 0", {"--epochs"});
+  expect_failure(base + "--model linear --optimizer adam", {"adam"});
+  expect_failure(base + "--model linear --weights 1,2 --workers 3", {"weight"});
+  expect_failure(base + "--model linear --frobnicate", {"frobnicate"});
+  expect_failure(base + "--model linear --momentum 1.5", {"momentum"});
+  expect_failure("train --data " + kData + "diabetes.csv --model linear", {"--out"});
+  expect_failure(base + "--model linear --partition hash:nosuchcol", {"nosuchcol"});
+  expect_failure("train --data " + kData + "diabetes.csv --model linear --out nodir/m.model",
+                 {"nodir/m.model"});
+  write("bad.toml", "epochs = 3\nfrobnicate = 1\n");
+  expect_failure(base + "--model linear --config bad.toml", {"frobnicate"});
+  expect_failure("partition --data " + kData + "diabetes.csv --parts 0 --out s", {"--parts"});
+}
+
+}  // namespace
