@@ -2,6 +2,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dtrain/error.h"
 
@@ -96,6 +97,62 @@ void Communicator::check_multiple(const char* op, std::size_t small, std::size_t
                     std::to_string(big) + " elements must hold " + std::to_string(n) +
                     " (world size) x " + std::to_string(small) + " = " + std::to_string(n * small));
   }
+}
+
+void Communicator::check_alltoallv(std::size_t send_total, std::span<const std::size_t> send_bytes,
+                                   std::size_t recv_total,
+                                   std::span<const std::size_t> recv_bytes) const {
+  const auto n = static_cast<std::size_t>(size());
+  const auto sum = [](std::span<const std::size_t> v) {
+    std::size_t s = 0;
+    for (const std::size_t x : v) s += x;
+    return s;
+  };
+  if (send_bytes.size() != n || recv_bytes.size() != n) {
+    throw CommError("rank " + std::to_string(rank()) + ": alltoallv: need one count per rank (" +
+                    std::to_string(n) + "), got " + std::to_string(send_bytes.size()) + " send and " +
+                    std::to_string(recv_bytes.size()) + " receive counts");
+  }
+  if (sum(send_bytes) != send_total || sum(recv_bytes) != recv_total) {
+    throw CommError("rank " + std::to_string(rank()) +
+                    ": alltoallv: counts do not add up to the buffer sizes");
+  }
+}
+
+void Communicator::alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes,
+                                   void* recv, std::span<const std::size_t> recv_bytes) {
+  const int n = size();
+  const int me = rank();
+  const auto* in = static_cast<const unsigned char*>(send);
+  auto* out = static_cast<unsigned char*>(recv);
+  std::vector<std::size_t> send_offset(static_cast<std::size_t>(n) + 1, 0);
+  std::vector<std::size_t> recv_offset(static_cast<std::size_t>(n) + 1, 0);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+    send_offset[i + 1] = send_offset[i] + send_bytes[i];
+    recv_offset[i + 1] = recv_offset[i] + recv_bytes[i];
+  }
+  constexpr int kTag = kReservedTagBase + 1;
+  std::vector<Request> pending;
+  pending.reserve(2 * static_cast<std::size_t>(n));
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == me) continue;
+    const auto p = static_cast<std::size_t>(peer);
+    pending.push_back(irecv(std::span<unsigned char>(out + recv_offset[p], recv_bytes[p]), peer, kTag));
+  }
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == me) continue;
+    const auto p = static_cast<std::size_t>(peer);
+    pending.push_back(
+        isend(std::span<const unsigned char>(in + send_offset[p], send_bytes[p]), peer, kTag));
+  }
+  const auto self = static_cast<std::size_t>(me);
+  if (send_bytes[self] != recv_bytes[self]) {
+    throw CommError("rank " + std::to_string(me) + ": alltoallv: sends " +
+                    std::to_string(send_bytes[self]) + " bytes to itself but expects " +
+                    std::to_string(recv_bytes[self]));
+  }
+  for (std::size_t i = 0; i < send_bytes[self]; ++i) out[recv_offset[self] + i] = in[send_offset[self] + i];
+  for (Request& r : pending) r.wait();
 }
 
 }  // namespace dtrain

@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace dtrain {
 
@@ -126,6 +127,26 @@ class Communicator {
     reduce_scatter_raw(send.data(), recv.data(), recv.size(), data_type_of<T>(), op);
   }
 
+  // Personalised all-to-all. `send` holds size() consecutive blocks, block d
+  // (send_counts[d] elements) going to rank d; on return `recv` holds size()
+  // consecutive blocks, block s (recv_counts[s] elements) from rank s. The
+  // counts must agree pairwise: send_counts[d] on rank s == recv_counts[s] on
+  // rank d (exchange them first, e.g. with allgather, when unknown).
+  template <class T>
+  void alltoallv(std::span<const T> send, std::span<const std::size_t> send_counts,
+                 std::span<T> recv, std::span<const std::size_t> recv_counts) {
+    std::vector<std::size_t> send_bytes(send_counts.size());
+    std::vector<std::size_t> recv_bytes(recv_counts.size());
+    for (std::size_t i = 0; i < send_counts.size(); ++i) send_bytes[i] = send_counts[i] * sizeof(T);
+    for (std::size_t i = 0; i < recv_counts.size(); ++i) recv_bytes[i] = recv_counts[i] * sizeof(T);
+    check_alltoallv(send.size_bytes(), send_bytes, recv.size_bytes(), recv_bytes);
+    alltoallv_bytes(send.data(), send_bytes, recv.data(), recv_bytes);
+  }
+
+  // Tags at or above this value are reserved for dtrain's own protocols
+  // (such as the default alltoallv); user code should stay below it.
+  static constexpr int kReservedTagBase = 1 << 30;
+
   template <class T>
   void send(std::span<const T> buf, int dst, int tag) {
     send_bytes(buf.data(), buf.size_bytes(), dst, tag);
@@ -153,10 +174,18 @@ class Communicator {
   virtual void recv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
   virtual Request isend_bytes(const void* buf, std::size_t bytes, int dst, int tag) = 0;
   virtual Request irecv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
+  // Default: non-blocking point-to-point with a reserved tag. Backends with a
+  // native all-to-all (MPI_Alltoallv) override it.
+  virtual void alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes,
+                               void* recv, std::span<const std::size_t> recv_bytes);
 
  private:
   // Throws CommError unless big == size() * small.
   void check_multiple(const char* op, std::size_t small, std::size_t big) const;
+  // Throws CommError unless there is one count per rank and the counts add
+  // up to the buffer sizes.
+  void check_alltoallv(std::size_t send_total, std::span<const std::size_t> send_bytes,
+                       std::size_t recv_total, std::span<const std::size_t> recv_bytes) const;
 };
 
 }  // namespace dtrain

@@ -1,0 +1,50 @@
+// Parallel data loading: every worker reads only its share of the input.
+//
+// load_partitioned() is collective over a Communicator (threads or MPI). Rank
+// r of N reads the byte range [S*r/N, S*(r+1)/N) of the file (S = its size),
+// aligned to line starts as Hadoop input splits are: a line belongs to the rank
+// whose range holds its first byte. Ranks count their rows and lines and take
+// exclusive prefix sums, so global row ids and the line numbers in error
+// messages are exact. Rows are then assigned by the partitioner and sent to
+// their owners with one alltoallv; with range partitioning only the rows near
+// range boundaries move.
+//
+// The result on rank r is exactly what partitioning the whole file would give
+// it: the same rows (by global row id, in row-id order), values, feature and
+// label names, and keys. Peak memory per rank is O(S/N) plus the rows it ends
+// up owning.
+#pragma once
+
+#include <string>
+
+#include "dtrain/comm/communicator.h"
+#include "dtrain/data/dataset.h"
+#include "dtrain/data/partition.h"
+#include "dtrain/data/readers.h"
+
+namespace dtrain {
+
+struct LoadOptions {
+  FileFormat format = FileFormat::kCsv;
+  CsvOptions csv;        // used for CSV input
+  LibsvmOptions libsvm;  // used for LibSVM input
+};
+
+// Collective. Input errors are InputError("PATH:LINE: what") on the rank that
+// read the bad line; the other ranks then fail in the next collective (the
+// threads backend wakes them at once; under MPI the caller ends the job).
+Dataset load_partitioned(Communicator& comm, const std::string& path, const LoadOptions& options,
+                         const Partitioner& partitioner);
+
+// True when `path` is a directory written by `dtrain partition`.
+bool is_shard_directory(const std::string& path);
+
+// Collective. Rank r reads shard r of a `dtrain partition` directory after
+// checking its size and checksum against the manifest; the manifest's part
+// count must equal comm.size() (ConfigError otherwise). Rows keep their
+// original row ids, which `dtrain partition` stores beside each shard
+// (part-NNNNN.ids, checksummed in the manifest), so training from a shard
+// directory splits and shuffles exactly as training from the original file.
+Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options);
+
+}  // namespace dtrain

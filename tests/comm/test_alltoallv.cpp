@@ -1,0 +1,59 @@
+// The personalised all-to-all (default point-to-point implementation on the
+// threads backend).
+#include <gtest/gtest.h>
+
+#include "dtrain/comm/threads.h"
+#include "dtrain/error.h"
+
+namespace dtrain {
+namespace {
+
+// Rank s sends (s + 1) * (d + 1) % 5 values to rank d, each encoding (s, d, k).
+std::size_t count(int s, int d) { return static_cast<std::size_t>((s + 1) * (d + 1) % 5); }
+double value(int s, int d, std::size_t k) { return s * 10000.0 + d * 100.0 + static_cast<double>(k); }
+
+TEST(AlltoallvTest, EveryBlockArrivesInRankOrder) {
+  for (int n = 1; n <= 9; ++n) {
+    ThreadsOptions opts;
+    opts.workers = n;
+    run_threads(opts, [n](Communicator& comm) {
+      const int me = comm.rank();
+      std::vector<double> send;
+      std::vector<std::size_t> send_counts, recv_counts;
+      std::size_t total = 0;
+      for (int d = 0; d < n; ++d) {
+        send_counts.push_back(count(me, d));
+        for (std::size_t k = 0; k < count(me, d); ++k) send.push_back(value(me, d, k));
+        recv_counts.push_back(count(d, me));
+        total += count(d, me);
+      }
+      std::vector<double> recv(total, -1.0);
+      comm.alltoallv(std::span<const double>(send), std::span<const std::size_t>(send_counts),
+                     std::span<double>(recv), std::span<const std::size_t>(recv_counts));
+      std::size_t i = 0;
+      for (int s = 0; s < n; ++s) {
+        for (std::size_t k = 0; k < count(s, me); ++k, ++i) {
+          ASSERT_EQ(recv[i], value(s, me, k)) << "n=" << n << " rank " << me << " from " << s;
+        }
+      }
+    });
+  }
+}
+
+TEST(AlltoallvTest, CountsThatDoNotAddUpAreRejected) {
+  ThreadsOptions opts;
+  opts.workers = 2;
+  EXPECT_THROW(run_threads(opts,
+                           [](Communicator& comm) {
+                             std::vector<float> send(3), recv(3);
+                             const std::vector<std::size_t> counts{1, 1};  // 2 != 3
+                             comm.alltoallv(std::span<const float>(send),
+                                            std::span<const std::size_t>(counts),
+                                            std::span<float>(recv),
+                                            std::span<const std::size_t>(counts));
+                           }),
+               CommError);
+}
+
+}  // namespace
+}  // namespace dtrain
