@@ -8,8 +8,11 @@
 
 #include "commands.h"
 #include "common.h"
+#include "dtrain/comm/mpi.h"
 #include "dtrain/comm/threads.h"
+#include "dtrain/data/distributed_loader.h"
 #include "dtrain/data/partition.h"
+#include "dtrain/data/shards.h"
 #include "dtrain/error.h"
 #include "dtrain/train/trainer.h"
 #include "dtrain/util/atomic_file.h"
@@ -23,6 +26,8 @@ struct TrainOptions {
   std::string delimiter = ",";
   std::string model = "linear";
   int workers = 1;
+  bool workers_given = false;
+  std::string backend = "auto";
   std::string partition = "range";
   std::vector<double> weights;
   std::string optimizer = "gd";
@@ -75,7 +80,7 @@ nlohmann::json report_to_json(const EpochReport& r) {
   return j;
 }
 
-void run_train(TrainOptions& o) {
+TrainConfig make_config(const TrainOptions& o) {
   TrainConfig config;
   config.model = parse_model_kind(o.model);
   if (o.optimizer == "gd") {
@@ -101,90 +106,132 @@ void run_train(TrainOptions& o) {
   config.test_fraction = o.test_fraction;
   config.tol = o.tol;
   config.eval_every = o.eval_every;
-  if (o.workers < 1) throw ConfigError("--workers must be at least 1");
-  if (!(o.comm_timeout_s > 0)) throw ConfigError("--comm-timeout must be positive");
-  // Validate everything cheap before touching the data.
-  const auto partitioner = make_partitioner(o.partition, o.seed, o.weights);
+  return config;
+}
 
+// Everything decided before any worker starts, identical on every worker.
+struct Job {
+  TrainConfig config;
+  std::unique_ptr<Partitioner> partitioner;
+  LoadOptions load;
+  bool from_shards = false;
+  std::string backend;
+  int workers = 1;
+};
+
+Job plan_job(TrainOptions& o, int workers, std::string backend) {
+  Job job;
+  job.config = make_config(o);
+  if (!(o.comm_timeout_s > 0)) throw ConfigError("--comm-timeout must be positive");
+  job.partitioner = make_partitioner(o.partition, o.seed, o.weights);
+  job.backend = std::move(backend);
+  job.workers = workers;
   o.data.delimiter = parse_delimiter(o.delimiter);
-  o.data.label_kind = label_kind_for(config.model);
-  if (const auto* hash = dynamic_cast<const HashPartitioner*>(partitioner.get())) {
+  o.data.label_kind = label_kind_for(job.config.model);
+  if (const auto* hash = dynamic_cast<const HashPartitioner*>(job.partitioner.get())) {
     o.data.key_column = hash->key_column();
   }
-  const FileFormat format = resolve_format(o.data);
-  const Dataset data = load_data(o.data);
+  job.from_shards = is_shard_directory(o.data.path);
+  if (job.from_shards) {
+    const ShardManifest manifest = read_manifest(o.data.path);
+    job.load.format = parse_format(manifest.format);
+  } else {
+    job.load.format = resolve_format(o.data);
+  }
+  job.load.csv.delimiter = o.data.delimiter;
+  job.load.csv.label = o.data.label;
+  job.load.csv.key_column = o.data.key_column;
+  job.load.csv.label_kind = o.data.label_kind;
+  job.load.libsvm.label_kind = o.data.label_kind;
+  return job;
+}
 
-  const auto owners = partitioner->assign(data, data.rows(), static_cast<std::uint32_t>(o.workers));
-  std::vector<Dataset> shards;
-  shards.reserve(static_cast<std::size_t>(o.workers));
-  for (int w = 0; w < o.workers; ++w) {
-    const auto rows = rows_of_part(owners, static_cast<std::uint32_t>(w));
-    shards.push_back(data.subset(rows));
+std::chrono::milliseconds timeout_of(const TrainOptions& o) {
+  return std::chrono::milliseconds(static_cast<long long>(o.comm_timeout_s * 1000));
+}
+
+// One worker's whole job (SPMD): load its part of the data, train, and — on
+// rank 0 — report progress and write the outputs.
+void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
+  const bool lead = comm.rank() == 0;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  // Check that the outputs can be written before the (possibly long) work,
+  // so a bad path fails fast. Nothing stays open meanwhile: a job killed
+  // mid-training (mpirun ends every rank when one dies) leaves no temporary
+  // files behind. Metrics are kept in memory and written with the model.
+  std::string metrics_lines;
+  if (lead) {
+    if (!o.metrics_out.empty()) AtomicFile{o.metrics_out};
+    AtomicFile{o.out, /*binary=*/true};
   }
 
-  // Open outputs before the (possibly long) training so a bad path fails
-  // fast; nothing appears under the final names unless training succeeds.
-  std::optional<AtomicFile> metrics_file;
-  if (!o.metrics_out.empty()) metrics_file.emplace(o.metrics_out);
-  AtomicFile model_probe(o.out, /*binary=*/true);
-
-  if (!o.quiet) {
-    std::cout << "dtrain: " << to_string(config.model) << " model, " << data.rows() << " rows x "
-              << data.cols() << " features from " << o.data.path << ", " << o.workers
-              << " worker(s), " << partitioner->name() << " partitioning, " << o.optimizer
-              << std::endl;
+  const Dataset shard = job.from_shards
+                            ? load_shard(comm, o.data.path, job.load)
+                            : load_partitioned(comm, o.data.path, job.load, *job.partitioner);
+  std::uint64_t rows = shard.rows();
+  comm.allreduce(std::span<std::uint64_t>(&rows, 1));
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (lead && !o.quiet) {
+    std::printf(
+        "dtrain: %s model, %llu rows x %zu features from %s (loaded in %.3f s), %d %s "
+        "worker(s), %s, %s\n",
+        to_string(job.config.model), static_cast<unsigned long long>(rows), shard.cols(),
+        o.data.path.c_str(), load_seconds, comm.size(), comm.backend().c_str(),
+        job.from_shards ? "shard directory" : (job.partitioner->name() + " partitioning").c_str(),
+        o.optimizer.c_str());
+    std::fflush(stdout);
   }
   const auto on_report = [&](const EpochReport& r) {
-    if (!o.quiet) std::cout << format_line(r, config.epochs) << std::endl;
-    if (metrics_file) metrics_file->stream() << report_to_json(r).dump() << '\n';
+    if (!o.quiet) {
+      std::printf("%s\n", format_line(r, job.config.epochs).c_str());
+      std::fflush(stdout);
+    }
+    if (!o.metrics_out.empty()) metrics_lines += report_to_json(r).dump() + '\n';
   };
-
-  ThreadsOptions threads;
-  threads.workers = o.workers;
-  threads.timeout = std::chrono::milliseconds(static_cast<long long>(o.comm_timeout_s * 1000));
-  std::optional<TrainResult> result;
-  const auto t0 = std::chrono::steady_clock::now();
-  run_threads(threads, [&](Communicator& comm) {
-    auto r = train(comm, shards[static_cast<std::size_t>(comm.rank())], config, on_report);
-    if (comm.rank() == 0) result = std::move(r);
-  });
+  const TrainResult result = train(comm, shard, job.config, on_report);
+  if (!lead) return;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   SavedModel model;
-  model.spec.kind = config.model;
-  model.spec.num_features = result->params.size() - 1;
-  model.spec.feature_names = data.feature_names();
-  model.spec.label_name = data.label_name();
-  model.spec.input_format = format == FileFormat::kLibsvm ? "libsvm" : "csv";
-  model.spec.l2 = config.l2;
+  model.spec.kind = job.config.model;
+  model.spec.num_features = result.params.size() - 1;
+  model.spec.feature_names = shard.feature_names();
+  model.spec.label_name = shard.label_name();
+  model.spec.input_format = job.load.format == FileFormat::kLibsvm ? "libsvm" : "csv";
+  model.spec.l2 = job.config.l2;
   nlohmann::json training;
   training["data"] = o.data.path;
-  training["workers"] = o.workers;
-  training["partition"] = partitioner->name();
+  training["backend"] = comm.backend();
+  training["workers"] = comm.size();
+  training["partition"] = job.from_shards ? "shards" : job.partitioner->name();
   training["optimizer"] = o.optimizer;
-  training["epochs_run"] = result->epochs_run;
+  training["epochs_run"] = result.epochs_run;
   training["batch_size"] = o.batch_size;
   training["lr"] = o.lr;
   training["lr_schedule"] = o.lr_schedule;
-  training["momentum"] = config.momentum;
+  training["momentum"] = job.config.momentum;
   training["standardize"] = o.standardize;
   training["seed"] = o.seed;
   training["test_fraction"] = o.test_fraction;
-  training["train_rows"] = result->train_rows;
-  training["test_rows"] = result->test_rows;
+  training["train_rows"] = result.train_rows;
+  training["test_rows"] = result.test_rows;
   model.spec.training_json = training.dump();
-  model.params = result->params;
-  model.standardizer = result->standardizer;
-  // The probe only reserved the name; the real write is atomic on its own.
-  model_probe.stream().close();
+  model.params = result.params;
+  model.standardizer = result.standardizer;
   save_model(o.out, model);
-  if (metrics_file) metrics_file->commit();
+  if (!o.metrics_out.empty()) {
+    AtomicFile metrics(o.metrics_out);
+    metrics.stream() << metrics_lines;
+    metrics.commit();
+  }
 
   if (!o.quiet) {
-    const EpochReport& last = result->history.back();
-    std::printf("done: %d epoch(s)%s in %.3f s; final loss %.9g\n", result->epochs_run,
-                result->stopped_early ? " (converged: --tol reached)" : "", seconds, last.loss);
+    const EpochReport& last = result.history.back();
+    std::printf("done: %d epoch(s)%s in %.3f s; final loss %.9g\n", result.epochs_run,
+                result.stopped_early ? " (converged: --tol reached)" : "", seconds, last.loss);
     std::printf("train (%llu rows): %s\n", static_cast<unsigned long long>(last.train.rows),
                 metrics_to_text(last.train).c_str());
     if (last.test) {
@@ -192,7 +239,54 @@ void run_train(TrainOptions& o) {
                   metrics_to_text(*last.test).c_str());
     }
     std::printf("model written to %s\n", o.out.c_str());
-    if (metrics_file) std::printf("metrics written to %s\n", o.metrics_out.c_str());
+    if (!o.metrics_out.empty()) std::printf("metrics written to %s\n", o.metrics_out.c_str());
+  }
+}
+
+void run_train_mpi(TrainOptions& o) {
+  // Validate the options on every rank before MPI starts: a bad option then
+  // gives each rank the same one-line error instead of an MPI abort.
+  if (o.workers_given && o.workers < 1) throw ConfigError("--workers must be at least 1");
+  MpiSession session;
+  if (o.workers_given && o.workers != session.world_size()) {
+    session.abort_job("dtrain: --workers " + std::to_string(o.workers) + " but mpirun started " +
+                          std::to_string(session.world_size()) +
+                          " processes (leave --workers out "
+                          "under MPI)",
+                      2);
+  }
+  std::unique_ptr<Communicator> comm;
+  try {
+    const Job job = plan_job(o, session.world_size(), "mpi");
+    MpiOptions mpi;
+    mpi.timeout = timeout_of(o);
+    comm = make_mpi_communicator(session, mpi);
+    run_worker(*comm, o, job);
+  } catch (const std::exception& e) {
+    // The other ranks may be blocked in a collective, waiting for this one:
+    // end the whole job rather than leave them to their timeout.
+    session.abort_job("dtrain: rank " + std::to_string(session.world_rank()) + ": " + e.what(),
+                      dynamic_cast<const ConfigError*>(&e) ? 2 : 1);
+  }
+  comm.reset();
+}
+
+void run_train_threads(TrainOptions& o) {
+  if (o.workers < 1) throw ConfigError("--workers must be at least 1");
+  const Job job = plan_job(o, o.workers, "threads");
+  ThreadsOptions threads;
+  threads.workers = o.workers;
+  threads.timeout = timeout_of(o);
+  run_threads(threads, [&](Communicator& comm) { run_worker(comm, o, job); });
+}
+
+void run_train(TrainOptions& o) {
+  if (o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi())) {
+    run_train_mpi(o);
+  } else if (o.backend == "threads" || o.backend == "auto") {
+    run_train_threads(o);
+  } else {
+    throw ConfigError("unknown backend '" + o.backend + "' (expected auto, threads or mpi)");
   }
 }
 
@@ -209,7 +303,9 @@ Action add_train_command(CLI::App& app) {
       "Options can also come from a TOML file: --config FILE, whose keys are the option names\n"
       "without dashes (epochs = 100, eval-every = 10, standardize = true); flags given on the\n"
       "command line win over the file. Example: examples/diabetes.toml.");
-  cmd->add_option("--data", o.data.path, "Training data file (CSV with header, or LibSVM)")
+  cmd->add_option("--data", o.data.path,
+                  "Training data: a CSV (with header) or LibSVM file, or a directory written by "
+                  "dtrain partition (one shard per worker)")
       ->required();
   cmd->add_option("--format", o.data.format, "csv | libsvm (default: from the file name)");
   cmd->add_option("--label", o.data.label,
@@ -218,7 +314,13 @@ Action add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--model", o.model, "linear (squared loss) | logistic (binary log-loss)")
       ->required();
-  cmd->add_option("--workers", o.workers, "Number of workers")->capture_default_str();
+  cmd->add_option("--workers", o.workers,
+                  "Number of workers (threads backend; under MPI one worker per process)")
+      ->capture_default_str()
+      ->each([&o](const std::string&) { o.workers_given = true; });
+  cmd->add_option("--backend", o.backend,
+                  "auto (mpi when started by mpirun/srun, else threads) | threads | mpi")
+      ->capture_default_str();
   cmd->add_option("--partition", o.partition,
                   "range | hash (by row id) | hash:COLUMN (by a CSV column's text) | shuffle")
       ->capture_default_str();

@@ -43,7 +43,7 @@ void split(std::string_view line, char delim, std::vector<std::string_view>& out
 
 class CsvParser {
  public:
-  CsvParser(const TextFile& file, const CsvOptions& opts) : file_(file), opts_(opts) {
+  CsvParser(const std::string& path, const CsvOptions& opts) : path_(path), opts_(opts) {
     if (opts.delimiter == '\n' || opts.delimiter == '\r' || opts.delimiter == '"' ||
         opts.delimiter == '\0' || opts.delimiter == opts.comment) {
       throw ConfigError("CSV options: invalid delimiter " +
@@ -51,49 +51,70 @@ class CsvParser {
     }
   }
 
-  ParsedFile parse(bool keep_lines) {
+  ParsedFile parse_file(std::string_view bytes, bool keep_lines) {
     ParsedFile out;
-    LineReader lines(file_.bytes);
+    parse_lines(Chunk{bytes, 1, true}, keep_lines, out);
+    if (rows_ == 0 && !opts_.allow_empty) {
+      if (resolved_) fail(path_, out.header.number, "header but no data rows");
+      fail(path_, 0, "empty file (no data rows)");
+    }
+    finish(out);
+    return out;
+  }
+
+  ParsedFile parse_chunk(const Chunk& chunk, const Line* schema) {
+    ParsedFile out;
+    if (schema) {
+      split(schema->text, opts_.delimiter, fields_);
+      set_schema(*schema, out);
+    }
+    parse_lines(chunk, false, out);
+    finish(out);
+    return out;
+  }
+
+ private:
+  // The first content line: the header, or (without one) the first data row,
+  // whose field count every later row must match. Its fields are in fields_.
+  void set_schema(const Line& line, ParsedFile& out) {
+    if (opts_.has_header) {
+      read_header(line);
+      out.header = line;
+    }
+    resolve(fields_.size(), line.number);
+    resolved_ = true;
+  }
+
+  void parse_lines(const Chunk& chunk, bool keep_lines, ParsedFile& out) {
+    LineReader lines(chunk.bytes, chunk.first_line, chunk.file_start);
     Line line;
-    bool resolved = false;
-    std::uint64_t row_id = 0;
     std::vector<float> x;
     while (lines.next(line)) {
       const std::string_view content = trim(line.text, " \t");
       if (content.empty()) continue;
       if (opts_.comment != '\0' && content.front() == opts_.comment) continue;
       split(line.text, opts_.delimiter, fields_);
-      if (!resolved) {
-        if (opts_.has_header) {
-          read_header(line);
-          out.header = line;
-          resolve(fields_.size(), line.number);
-          resolved = true;
-          continue;
-        }
-        resolve(fields_.size(), line.number);
-        resolved = true;
+      if (!resolved_) {
+        set_schema(line, out);
+        if (opts_.has_header) continue;
       }
       if (!resolved_data_) {
         resolved_data_ = true;
         data_ = Dataset::dense(features_.size());
         const auto estimate =
-            static_cast<std::size_t>(std::count(file_.bytes.begin(), file_.bytes.end(), '\n') + 1);
+            static_cast<std::size_t>(std::count(chunk.bytes.begin(), chunk.bytes.end(), '\n') + 1);
         data_.reserve(estimate);
         if (keep_lines) out.row_lines.reserve(estimate);
       }
       parse_row(line, x);
-      data_.add_dense_row(x, label_, row_id++);
+      data_.add_dense_row(x, label_, rows_++);
       if (keep_lines) out.row_lines.push_back(line);
     }
-    if (row_id == 0) {
-      if (!opts_.allow_empty) {
-        if (resolved) fail(file_.path, out.header.number, "header but no data rows");
-        fail(file_.path, 0, "empty file (no data rows)");
-      }
-      data_ = Dataset::dense(features_.size());
-    }
-    if (opts_.has_header && resolved) {
+  }
+
+  void finish(ParsedFile& out) {
+    if (rows_ == 0) data_ = Dataset::dense(features_.size());
+    if (opts_.has_header && resolved_) {
       std::vector<std::string> feature_names;
       feature_names.reserve(features_.size());
       for (std::size_t c : features_) feature_names.push_back(names_[c]);
@@ -101,10 +122,8 @@ class CsvParser {
       if (label_col_ != kNone) data_.set_label_name(names_[label_col_]);
     }
     out.data = std::move(data_);
-    return out;
   }
 
- private:
   void read_header(const Line& line) {
     std::unordered_map<std::string_view, std::size_t> seen;
     for (std::string_view f : fields_) {
@@ -113,7 +132,7 @@ class CsvParser {
         name = name.substr(1, name.size() - 2);
       }
       if (!seen.emplace(name, names_.size()).second) {
-        fail(file_.path, line.number, "duplicate column name " + quoted(name));
+        fail(path_, line.number, "duplicate column name " + quoted(name));
       }
       names_.emplace_back(name);
     }
@@ -134,7 +153,7 @@ class CsvParser {
     }
     if (auto idx = parse_index(spec)) return *idx < ncols ? *idx : kNone;
     if (!opts_.has_header) {
-      fail(file_.path, line,
+      fail(path_, line,
            std::string(what) + " " + quoted(spec) + " is a name but the file has no header");
     }
     return kNone;
@@ -147,26 +166,26 @@ class CsvParser {
     } else {
       label_col_ = find_column(opts_.label, ncols, line, "label column");
       if (label_col_ == kNone && opts_.require_label) {
-        fail(file_.path, line, "missing label column " + quoted(opts_.label));
+        fail(path_, line, "missing label column " + quoted(opts_.label));
       }
     }
     if (!opts_.key_column.empty()) {
       key_col_ = find_column(opts_.key_column, ncols, line, "key column");
       if (key_col_ == kNone) {
-        fail(file_.path, line, "missing key column " + quoted(opts_.key_column));
+        fail(path_, line, "missing key column " + quoted(opts_.key_column));
       }
     }
     feature_pos_.assign(ncols, kNone);
     if (!opts_.select_features.empty()) {
-      if (!opts_.has_header) fail(file_.path, line, "select_features needs a header line");
+      if (!opts_.has_header) fail(path_, line, "select_features needs a header line");
       for (const std::string& name : opts_.select_features) {
         const std::size_t c = find_name(name);
-        if (c == kNone) fail(file_.path, line, "select_features: no column " + quoted(name));
+        if (c == kNone) fail(path_, line, "select_features: no column " + quoted(name));
         if (c == label_col_) {
-          fail(file_.path, line, "select_features: " + quoted(name) + " is the label column");
+          fail(path_, line, "select_features: " + quoted(name) + " is the label column");
         }
         if (feature_pos_[c] != kNone) {
-          fail(file_.path, line, "select_features: " + quoted(name) + " listed twice");
+          fail(path_, line, "select_features: " + quoted(name) + " listed twice");
         }
         feature_pos_[c] = features_.size();
         features_.push_back(c);
@@ -195,20 +214,20 @@ class CsvParser {
     const NumberStatus status = parse_float(v, out);
     if (status != NumberStatus::kOk) {
       const std::string col = column_label(c, is_label);
-      if (v.empty()) fail(file_.path, line, col + ": empty field");
+      if (v.empty()) fail(path_, line, col + ": empty field");
       if (status == NumberStatus::kOutOfRange) {
-        fail(file_.path, line, col + ": out of float range: " + quoted(v));
+        fail(path_, line, col + ": out of float range: " + quoted(v));
       }
-      fail(file_.path, line, col + ": not a number: " + quoted(v));
+      fail(path_, line, col + ": not a number: " + quoted(v));
     }
     if (!std::isfinite(out) && (is_label || !opts_.allow_nonfinite)) {
-      fail(file_.path, line, column_label(c, is_label) + ": non-finite value " + quoted(v));
+      fail(path_, line, column_label(c, is_label) + ": non-finite value " + quoted(v));
     }
     if (is_label && opts_.label_kind == LabelKind::kBinary) {
       if (out == -1.0f) {
         out = 0.0f;
       } else if (out != 0.0f && out != 1.0f) {
-        fail(file_.path, line,
+        fail(path_, line,
              column_label(c, is_label) + ": label out of range for a binary model: " + quoted(v) +
                  " (expected 0/1 or -1/+1)");
       }
@@ -231,7 +250,7 @@ class CsvParser {
 
   void parse_row(const Line& line, std::vector<float>& x) {
     if (fields_.size() != ncols_) {
-      fail(file_.path, line.number,
+      fail(path_, line.number,
            "expected " + std::to_string(ncols_) + " fields, got " + std::to_string(fields_.size()));
     }
     x.resize(features_.size());
@@ -243,7 +262,7 @@ class CsvParser {
     if (key_col_ != kNone) data_.add_key(std::string(trim_field(fields_[key_col_])));
   }
 
-  const TextFile& file_;
+  const std::string& path_;
   const CsvOptions& opts_;
   std::vector<std::string_view> fields_;
   std::vector<std::string> names_;
@@ -252,7 +271,9 @@ class CsvParser {
   std::size_t key_col_ = kNone;
   std::vector<std::size_t> features_;     // column of each feature, in feature order
   std::vector<std::size_t> feature_pos_;  // feature position of each column, or kNone
-  bool resolved_data_ = false;
+  bool resolved_ = false;                 // the schema line has been seen
+  bool resolved_data_ = false;            // data_ is set up for rows
+  std::uint64_t rows_ = 0;
   float label_ = 0;
   Dataset data_;
 };
@@ -260,7 +281,12 @@ class CsvParser {
 }  // namespace
 
 ParsedFile parse_csv(const TextFile& file, const CsvOptions& opts, bool keep_lines) {
-  return CsvParser(file, opts).parse(keep_lines);
+  return CsvParser(file.path, opts).parse_file(file.bytes, keep_lines);
+}
+
+ParsedFile parse_csv_chunk(const std::string& path, const Chunk& chunk, const Line* schema,
+                           const CsvOptions& opts) {
+  return CsvParser(path, opts).parse_chunk(chunk, schema);
 }
 
 }  // namespace detail

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace dtrain {
 
@@ -58,6 +60,14 @@ void Dataset::set_cols(std::size_t cols) {
     }
   }
   cols_ = cols;
+}
+
+void Dataset::set_row_ids(std::vector<std::uint64_t> ids) {
+  if (ids.size() != rows()) {
+    throw std::invalid_argument("Dataset::set_row_ids: got " + std::to_string(ids.size()) +
+                                " ids for " + std::to_string(rows()) + " rows");
+  }
+  row_ids_ = std::move(ids);
 }
 
 RowView Dataset::row(std::size_t r) const {

@@ -38,27 +38,25 @@ void tokenize(std::string_view s, std::vector<std::string_view>& out) {
   }
 }
 
-}  // namespace
-
-ParsedFile parse_libsvm(const TextFile& file, const LibsvmOptions& opts, bool keep_lines) {
-  const std::string& path = file.path;
+// The rows of `chunk`; `whole_file` adds the check for an empty file.
+ParsedFile parse_libsvm_lines(const std::string& path, const Chunk& chunk,
+                              const LibsvmOptions& opts, bool keep_lines, bool whole_file) {
   if (opts.num_features > kMaxIndex) {
     throw ConfigError("num_features " + std::to_string(opts.num_features) + " is too large");
   }
   ParsedFile out;
   Dataset data = Dataset::sparse(opts.num_features);
   {
-    const auto rows =
-        static_cast<std::size_t>(std::count(file.bytes.begin(), file.bytes.end(), '\n') + 1);
-    const auto nnz =
-        static_cast<std::size_t>(std::count(file.bytes.begin(), file.bytes.end(), ':'));
+    const std::string_view bytes = chunk.bytes;
+    const auto rows = static_cast<std::size_t>(std::count(bytes.begin(), bytes.end(), '\n') + 1);
+    const auto nnz = static_cast<std::size_t>(std::count(bytes.begin(), bytes.end(), ':'));
     data.reserve(rows, nnz);
     if (keep_lines) out.row_lines.reserve(rows);
   }
   std::vector<std::string_view> tokens;
   std::vector<std::uint32_t> idx;
   std::vector<float> val;
-  LineReader lines(file.bytes);
+  LineReader lines(chunk.bytes, chunk.first_line, chunk.file_start);
   Line line;
   std::uint64_t row_id = 0;
   while (lines.next(line)) {
@@ -136,9 +134,20 @@ ParsedFile parse_libsvm(const TextFile& file, const LibsvmOptions& opts, bool ke
     data.add_sparse_row(idx, val, label, row_id++);
     if (keep_lines) out.row_lines.push_back(line);
   }
-  if (row_id == 0 && !opts.allow_empty) fail(path, 0, "empty file (no data rows)");
+  if (whole_file && row_id == 0 && !opts.allow_empty) fail(path, 0, "empty file (no data rows)");
   out.data = std::move(data);
   return out;
+}
+
+}  // namespace
+
+ParsedFile parse_libsvm(const TextFile& file, const LibsvmOptions& opts, bool keep_lines) {
+  return parse_libsvm_lines(file.path, Chunk{file.bytes, 1, true}, opts, keep_lines, true);
+}
+
+ParsedFile parse_libsvm_chunk(const std::string& path, const Chunk& chunk,
+                              const LibsvmOptions& opts) {
+  return parse_libsvm_lines(path, chunk, opts, false, false);
 }
 
 }  // namespace detail

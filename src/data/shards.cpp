@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dtrain/error.h"
+#include "shard_io.h"
 #include "text.h"
 
 namespace dtrain {
@@ -25,7 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kManifestVersion = 1;
+// Version 2 added the .ids files; version 1 shards cannot give their rows
+// their original ids back.
+constexpr int kManifestVersion = 2;
 constexpr std::string_view kChecksumPrefix = "fnv1a64:";
 
 std::string checksum_of(std::string_view bytes) {
@@ -110,8 +113,12 @@ nlohmann::ordered_json to_json(const ShardManifest& m) {
   j["total_rows"] = m.total_rows;
   auto shards = nlohmann::ordered_json::array();
   for (const ShardInfo& s : m.shards) {
-    shards.push_back(
-        {{"file", s.file}, {"rows", s.rows}, {"bytes", s.bytes}, {"checksum", s.checksum}});
+    shards.push_back({{"file", s.file},
+                      {"rows", s.rows},
+                      {"bytes", s.bytes},
+                      {"checksum", s.checksum},
+                      {"ids_file", s.ids_file},
+                      {"ids_checksum", s.ids_checksum}});
   }
   j["shards"] = std::move(shards);
   return j;
@@ -143,6 +150,15 @@ class ManifestReader {
     if (!v.is_number_unsigned()) fail(field, "not an unsigned integer");
     return v.get<std::uint64_t>();
   }
+  // A name inside the shard directory: no path separators, "." or "..".
+  std::string file_name(const nlohmann::json& obj, const std::string& key,
+                        const std::string& field) const {
+    std::string name = str(obj, key, field);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      fail(field, "not a plain file name");
+    }
+    return name;
+  }
 
  private:
   std::string path_;
@@ -162,6 +178,12 @@ std::string shard_file_name(std::uint32_t part, FileFormat format) {
   char name[32];
   std::snprintf(name, sizeof name, "part-%05u.%s", part,
                 format == FileFormat::kCsv ? "csv" : "libsvm");
+  return name;
+}
+
+std::string shard_ids_file_name(std::uint32_t part) {
+  char name[32];
+  std::snprintf(name, sizeof name, "part-%05u.ids", part);
   return name;
 }
 
@@ -233,9 +255,12 @@ ShardManifest write_shards(const std::string& input, FileFormat format, const Cs
   TempDirGuard guard(tmp);
 
   const bool with_header = format == FileFormat::kCsv && parsed.header.number > 0;
+  const auto ids = data.row_ids();
   std::string content;
+  std::string id_bytes;
   for (std::uint32_t p = 0; p < parts; ++p) {
     content.clear();
+    id_bytes.clear();
     if (with_header) {
       content += parsed.header.text;
       content += '\n';
@@ -243,13 +268,17 @@ ShardManifest write_shards(const std::string& input, FileFormat format, const Cs
     for (std::size_t i : rows[p]) {
       content += parsed.row_lines[i].text;
       content += '\n';
+      detail::append_row_id(id_bytes, ids[i]);
     }
     ShardInfo info;
     info.file = shard_file_name(p, format);
     info.rows = rows[p].size();
     info.bytes = content.size();
     info.checksum = checksum_of(content);
+    info.ids_file = shard_ids_file_name(p);
+    info.ids_checksum = checksum_of(id_bytes);
     write_file(tmp / info.file, content);
+    write_file(tmp / info.ids_file, id_bytes);
     m.shards.push_back(std::move(info));
   }
   write_file(tmp / "manifest.json", to_json(m).dump(2) + "\n");
@@ -279,7 +308,10 @@ ShardManifest read_manifest(const std::string& dir) {
   if (!j.is_object()) detail::fail(path, 0, "not a JSON object");
   const std::uint64_t version = r.uint(j, "format_version", "format_version");
   if (version != kManifestVersion) {
-    r.fail("format_version", "unsupported version " + std::to_string(version));
+    r.fail("format_version", "unsupported version " + std::to_string(version) +
+                                 (version < kManifestVersion
+                                      ? " (written by an older dtrain: run dtrain partition again)"
+                                      : ""));
   }
   ShardManifest m;
   m.source = r.str(j, "source", "source");
@@ -303,15 +335,17 @@ ShardManifest read_manifest(const std::string& dir) {
     const auto& s = shards[i];
     if (!s.is_object()) r.fail(f, "not an object");
     ShardInfo info;
-    info.file = r.str(s, "file", f + ".file");
-    if (info.file.empty() || info.file == "." || info.file == ".." ||
-        info.file.find('/') != std::string::npos) {
-      r.fail(f + ".file", "not a plain file name");
-    }
+    info.file = r.file_name(s, "file", f + ".file");
     info.rows = r.uint(s, "rows", f + ".rows");
     info.bytes = r.uint(s, "bytes", f + ".bytes");
     info.checksum = r.str(s, "checksum", f + ".checksum");
     if (!is_checksum(info.checksum)) r.fail(f + ".checksum", "expected fnv1a64:<16 hex digits>");
+    info.ids_file = r.file_name(s, "ids_file", f + ".ids_file");
+    if (info.ids_file == info.file) r.fail(f + ".ids_file", "same as the shard file");
+    info.ids_checksum = r.str(s, "ids_checksum", f + ".ids_checksum");
+    if (!is_checksum(info.ids_checksum)) {
+      r.fail(f + ".ids_checksum", "expected fnv1a64:<16 hex digits>");
+    }
     sum += info.rows;
     m.shards.push_back(std::move(info));
   }
@@ -322,23 +356,54 @@ ShardManifest read_manifest(const std::string& dir) {
   return m;
 }
 
-void verify_shard(const std::string& dir, const ShardManifest& manifest, std::uint32_t part) {
+namespace detail {
+
+void append_row_id(std::string& out, std::uint64_t id) {
+  for (int b = 0; b < 8; ++b) out += static_cast<char>((id >> (8 * b)) & 0xff);
+}
+
+VerifiedShard load_verified_shard(const std::string& dir, const ShardManifest& manifest,
+                                  std::uint32_t part) {
   if (part >= manifest.shards.size()) {
     throw ConfigError("part " + std::to_string(part) + " not in the manifest (" +
                       std::to_string(manifest.shards.size()) + " shards)");
   }
   const ShardInfo& info = manifest.shards[part];
-  const std::string path = (fs::path(dir) / info.file).string();
-  const detail::TextFile file = detail::load_text_file(path);
-  if (file.bytes.size() != info.bytes) {
-    detail::fail(path, 0,
-                 "size " + std::to_string(file.bytes.size()) + " bytes, manifest says " +
-                     std::to_string(info.bytes));
+  // Both files are checked the same way: size first (the cheap, telling
+  // error), then the checksum of every byte.
+  const auto check = [](const TextFile& file, std::uint64_t bytes, const std::string& checksum) {
+    if (file.bytes.size() != bytes) {
+      fail(file.path, 0,
+           "size " + std::to_string(file.bytes.size()) + " bytes, manifest says " +
+               std::to_string(bytes));
+    }
+    const std::string sum = checksum_of(file.bytes);
+    if (sum != checksum) {
+      fail(file.path, 0, "checksum " + sum + " does not match the manifest's " + checksum);
+    }
+  };
+  VerifiedShard shard;
+  shard.data = load_text_file((fs::path(dir) / info.file).string());
+  check(shard.data, info.bytes, info.checksum);
+  const TextFile ids = load_text_file((fs::path(dir) / info.ids_file).string());
+  // A row count no file could hold (a damaged manifest) must not overflow.
+  check(ids, info.rows <= UINT64_MAX / 8 ? info.rows * 8 : UINT64_MAX, info.ids_checksum);
+  shard.ids_path = ids.path;
+  shard.ids.resize(static_cast<std::size_t>(info.rows));
+  for (std::size_t i = 0; i < shard.ids.size(); ++i) {
+    std::uint64_t id = 0;
+    for (int b = 0; b < 8; ++b) {
+      id |= std::uint64_t{static_cast<unsigned char>(ids.bytes[8 * i + b])} << (8 * b);
+    }
+    shard.ids[i] = id;
   }
-  const std::string sum = checksum_of(file.bytes);
-  if (sum != info.checksum) {
-    detail::fail(path, 0, "checksum " + sum + " does not match the manifest's " + info.checksum);
-  }
+  return shard;
+}
+
+}  // namespace detail
+
+void verify_shard(const std::string& dir, const ShardManifest& manifest, std::uint32_t part) {
+  detail::load_verified_shard(dir, manifest, part);
 }
 
 BalanceStats balance_of(const ShardManifest& manifest) {

@@ -63,9 +63,10 @@ TextFile load_text_file(const std::string& path) {
   return file;
 }
 
-LineReader::LineReader(std::string_view bytes) : rest_(bytes) {
+LineReader::LineReader(std::string_view bytes, std::size_t first_line, bool file_start)
+    : rest_(bytes), number_(first_line - 1) {
   constexpr std::string_view kBom = "\xEF\xBB\xBF";
-  if (rest_.substr(0, kBom.size()) == kBom) rest_.remove_prefix(kBom.size());
+  if (file_start && rest_.substr(0, kBom.size()) == kBom) rest_.remove_prefix(kBom.size());
 }
 
 bool LineReader::next(Line& line) {

@@ -33,9 +33,11 @@ struct Line {
 
 // Iterates over the lines of a buffer; a UTF-8 byte order mark at the start is
 // skipped (spreadsheets write one) and a final line need not end in '\n'.
+// For a piece of a file, `first_line` numbers its first line and `file_start`
+// says whether it begins the file (a BOM anywhere else is data).
 class LineReader {
  public:
-  explicit LineReader(std::string_view bytes);
+  explicit LineReader(std::string_view bytes, std::size_t first_line = 1, bool file_start = true);
   bool next(Line& line);
 
  private:
@@ -70,5 +72,24 @@ struct ParsedFile {
 
 ParsedFile parse_csv(const TextFile& file, const CsvOptions& opts, bool keep_lines);
 ParsedFile parse_libsvm(const TextFile& file, const LibsvmOptions& opts, bool keep_lines);
+
+// Parsing one worker's share of a file (whole lines from somewhere in it):
+// the same checks and messages as parsing the whole file, with line numbers
+// counted from `first_line`, except that a chunk without data rows is no
+// error (only the whole file can be empty). Row ids count from 0 within the
+// chunk; the caller shifts them once it knows how many rows come before.
+struct Chunk {
+  std::string_view bytes;
+  std::size_t first_line = 1;  // physical line number of its first line
+  bool file_start = true;      // it begins the file: a UTF-8 BOM is skipped
+};
+
+// `schema` is the file's first non-blank, non-comment line: the header (the
+// chunks of such a file start after it) or, without a header, the first data
+// row, which fixes the column count. Null when the file has no such line.
+ParsedFile parse_csv_chunk(const std::string& path, const Chunk& chunk, const Line* schema,
+                           const CsvOptions& opts);
+ParsedFile parse_libsvm_chunk(const std::string& path, const Chunk& chunk,
+                              const LibsvmOptions& opts);
 
 }  // namespace dtrain::detail

@@ -99,5 +99,18 @@ TEST(Dataset, SubsetKeepsIdsKeysAndNames) {
   EXPECT_EQ(ss.row_ids()[0], 1u);
 }
 
+TEST(Dataset, SetRowIdsReplacesEveryId) {
+  Dataset d = small_dense();
+  d.set_row_ids({7, 8, 100});
+  EXPECT_EQ(d.row_ids()[0], 7u);
+  EXPECT_EQ(d.row_ids()[2], 100u);
+  EXPECT_EQ(d.rows(), 3u);
+  EXPECT_THROW(d.set_row_ids({1, 2}), std::invalid_argument);
+  EXPECT_EQ(d.row_ids()[1], 8u);  // unchanged after a refused call
+  Dataset empty = Dataset::sparse(3);
+  empty.set_row_ids({});
+  EXPECT_EQ(empty.rows(), 0u);
+}
+
 }  // namespace
 }  // namespace dtrain

@@ -82,6 +82,8 @@ TEST(WriteShards, DiabetesRangeRoundTrip) {
     EXPECT_EQ(s.rows, expected_rows[p]);
     EXPECT_EQ(s.bytes, fs::file_size(file));
     EXPECT_EQ(s.checksum, checksum_of_file(file));
+    EXPECT_EQ(s.ids_file, "part-0000" + std::to_string(p) + ".ids");
+    EXPECT_EQ(s.ids_checksum, checksum_of_file(fs::path(out) / s.ids_file));
     EXPECT_EQ(lines_of(read_all(file)).front(), header);
     const Dataset d = read_csv(file.string(), opts);
     EXPECT_EQ(d.rows(), s.rows);
@@ -101,6 +103,8 @@ TEST(WriteShards, DiabetesRangeRoundTrip) {
     EXPECT_EQ(back.shards[p].rows, m.shards[p].rows);
     EXPECT_EQ(back.shards[p].bytes, m.shards[p].bytes);
     EXPECT_EQ(back.shards[p].checksum, m.shards[p].checksum);
+    EXPECT_EQ(back.shards[p].ids_file, m.shards[p].ids_file);
+    EXPECT_EQ(back.shards[p].ids_checksum, m.shards[p].ids_checksum);
   }
 
   const BalanceStats b = balance_of(m);
@@ -312,12 +316,77 @@ TEST(ReadManifest, ValidatesFields) {
   expect_error<InputError>([&] { read_manifest(out); }, {"field 'shards[0].rows'", "missing"});
   with("\"checksum\": \"fnv1a64:", "\"checksum\": \"crc32:");
   expect_error<InputError>([&] { read_manifest(out); }, {"field 'shards[0].checksum'"});
+  with("\"ids_file\": \"part-00001.ids\"", "\"ids_file\": \"/etc/x\"");
+  expect_error<InputError>([&] { read_manifest(out); }, {"field 'shards[1].ids_file'"});
+  with("\"ids_file\": \"part-00000.ids\"", "\"ids_file\": \"part-00000.csv\"");
+  expect_error<InputError>([&] { read_manifest(out); }, {"field 'shards[0].ids_file'", "same"});
+  with("\"ids_checksum\": \"fnv1a64:", "\"ids_checksum\": \"fnv1a64:zz");
+  expect_error<InputError>([&] { read_manifest(out); }, {"field 'shards[0].ids_checksum'"});
+  with("\"ids_checksum\": ", "\"ids_sum\": ");
+  expect_error<InputError>([&] { read_manifest(out); },
+                           {"field 'shards[0].ids_checksum'", "missing"});
+  with("\"format_version\": 2", "\"format_version\": 1");
+  expect_error<InputError>([&] { read_manifest(out); },
+                           {"field 'format_version'", "unsupported version 1", "partition again"});
   with("\"format\": \"csv\"", "\"format\": \"parquet\"");
   expect_error<InputError>([&] { read_manifest(out); }, {"field 'format'"});
   std::ofstream(path, std::ios::binary) << "{ not json";
   expect_error<InputError>([&] { read_manifest(out); }, {path + ": ", "invalid JSON"});
   fs::remove(path);
   expect_error<InputError>([&] { read_manifest(out); }, {path + ": cannot open file"});
+}
+
+// Little-endian uint64s, as the .ids files hold them.
+std::vector<std::uint64_t> ids_in(const fs::path& path) {
+  const std::string bytes = read_all(path);
+  EXPECT_EQ(bytes.size() % 8, 0u) << path;
+  std::vector<std::uint64_t> ids(bytes.size() / 8);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    for (int b = 0; b < 8; ++b) {
+      ids[i] |= std::uint64_t{static_cast<unsigned char>(bytes[8 * i + b])} << (8 * b);
+    }
+  }
+  return ids;
+}
+
+TEST(WriteShards, IdsFilesHoldTheOriginalRowIds) {
+  TempDir tmp;
+  const std::string input = test::example_path("iris.csv");
+  const std::string out = tmp.join("ids");
+  const ShardManifest m =
+      write_shards(input, FileFormat::kCsv, CsvOptions{}, ShufflePartitioner(3), 4, 3, out);
+  const Dataset whole = read_csv(input);
+  const auto owner = ShufflePartitioner(3).assign(whole, whole.rows(), 4);
+  EXPECT_EQ(entries(out),
+            (std::vector<std::string>{"manifest.json", "part-00000.csv", "part-00000.ids",
+                                      "part-00001.csv", "part-00001.ids", "part-00002.csv",
+                                      "part-00002.ids", "part-00003.csv", "part-00003.ids"}));
+  for (std::uint32_t p = 0; p < 4; ++p) {
+    std::vector<std::uint64_t> want;
+    for (std::size_t i : rows_of_part(owner, p)) want.push_back(whole.row_ids()[i]);
+    EXPECT_EQ(ids_in(fs::path(out) / m.shards[p].ids_file), want) << p;
+    EXPECT_EQ(m.shards[p].ids_file, shard_ids_file_name(p));
+  }
+  EXPECT_EQ(shard_ids_file_name(12345), "part-12345.ids");
+}
+
+TEST(VerifyShard, ChecksTheIdsFile) {
+  TempDir tmp;
+  const std::string out = tmp.join("d");
+  const ShardManifest m = write_shards(test::example_path("iris.csv"), FileFormat::kCsv,
+                                       CsvOptions{}, RangePartitioner(), 2, 0, out);
+  const std::string ids = out + "/" + m.shards[0].ids_file;
+  std::string bytes = read_all(ids);
+  bytes[0] = static_cast<char>(bytes[0] ^ 0x40);
+  { std::ofstream(ids, std::ios::binary) << bytes; }
+  verify_shard(out, m, 1);
+  expect_error<InputError>([&] { verify_shard(out, m, 0); },
+                           {ids + ": ", "checksum", m.shards[0].ids_checksum});
+  { std::ofstream(ids, std::ios::binary) << bytes << "x"; }
+  expect_error<InputError>([&] { verify_shard(out, m, 0); },
+                           {ids + ": ", "size 601 bytes, manifest says 600"});
+  fs::remove(ids);
+  expect_error<InputError>([&] { verify_shard(out, m, 0); }, {ids + ": cannot open file"});
 }
 
 }  // namespace

@@ -57,6 +57,11 @@ class Dataset {
 
   std::span<const float> labels() const { return labels_; }
   std::span<const std::uint64_t> row_ids() const { return row_ids_; }
+  // Replaces the row ids, one per row in row order: for rows read from a
+  // piece of their source (a worker's share of a file, a shard) whose global
+  // ids are known only afterwards. A count other than rows() throws
+  // std::invalid_argument.
+  void set_row_ids(std::vector<std::uint64_t> ids);
   // Dense only: the whole row-major feature block (rows x cols).
   std::span<const float> dense_values() const { return dense_; }
   const CsrMatrix& csr() const { return csr_; }

@@ -15,6 +15,7 @@
 // up owning.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "dtrain/comm/communicator.h"
@@ -30,11 +31,29 @@ struct LoadOptions {
   LibsvmOptions libsvm;  // used for LibSVM input
 };
 
+// What one rank of load_partitioned did, for tests and tuning.
+struct LoadStats {
+  std::uint64_t file_bytes = 0;      // size of the input file
+  std::uint64_t bytes_read = 0;      // bytes this rank read from it, header included
+  std::uint64_t rows_parsed = 0;     // data rows among the lines this rank read
+  std::uint64_t rows_sent = 0;       // of those, rows that went to another rank
+  std::uint64_t rows_received = 0;   // rows that came from other ranks
+  std::uint64_t rows_owned = 0;      // rows of the result
+  std::uint64_t exchange_bytes = 0;  // serialised bytes this rank sent plus received
+};
+
 // Collective. Input errors are InputError("PATH:LINE: what") on the rank that
 // read the bad line; the other ranks then fail in the next collective (the
 // threads backend wakes them at once; under MPI the caller ends the job).
+// When several ranks find bad lines, the one with the first bad line of the
+// file throws, so the error is the one reading the whole file would give.
+// For "hash:COLUMN" partitioning of CSV, an empty csv.key_column defaults to
+// COLUMN (another key column is a ConfigError), so the result keeps the keys.
 Dataset load_partitioned(Communicator& comm, const std::string& path, const LoadOptions& options,
                          const Partitioner& partitioner);
+// The same, also reporting this rank's LoadStats (when `stats` is not null).
+Dataset load_partitioned(Communicator& comm, const std::string& path, const LoadOptions& options,
+                         const Partitioner& partitioner, LoadStats* stats);
 
 // True when `path` is a directory written by `dtrain partition`.
 bool is_shard_directory(const std::string& path);
@@ -45,6 +64,9 @@ bool is_shard_directory(const std::string& path);
 // original row ids, which `dtrain partition` stores beside each shard
 // (part-NNNNN.ids, checksummed in the manifest), so training from a shard
 // directory splits and shuffles exactly as training from the original file.
+// The shards must be in options.format (ConfigError otherwise); a shard may be
+// empty; LibSVM data gets the widest shard's column count on every rank, as
+// load_partitioned gives it.
 Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options);
 
 }  // namespace dtrain

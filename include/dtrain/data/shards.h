@@ -1,6 +1,7 @@
 // Sharding a data file for a fixed number of workers (`dtrain partition`):
-// one file per part holding the original text lines of its rows, plus a
-// manifest.json that records how the shards were made and their checksums.
+// one file per part holding the original text lines of its rows, one beside
+// it holding their original row ids, plus a manifest.json that records how the
+// shards were made and their checksums.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,11 @@ struct ShardInfo {
   std::uint64_t rows = 0;
   std::uint64_t bytes = 0;
   std::string checksum;  // "fnv1a64:<16 lowercase hex>" of the file's bytes
+  // The rows' original row ids (their position among the source's data
+  // rows), in the shard's row order: little-endian uint64s, 8 * rows bytes.
+  // Training from shards needs them to split and shuffle as from the source.
+  std::string ids_file;  // e.g. "part-00003.ids"
+  std::string ids_checksum;
 };
 
 struct ShardManifest {
@@ -32,7 +38,8 @@ struct ShardManifest {
 // Reads and validates `input` with the given options, assigns its rows with
 // `partitioner` and writes out_dir/part-NNNNN.{csv,libsvm} (CSV shards start
 // with the input's header line; then each row's original line, in row-id
-// order, ending in '\n') and out_dir/manifest.json.
+// order, ending in '\n'), out_dir/part-NNNNN.ids (those rows' ids) and
+// out_dir/manifest.json.
 //
 // Validation uses `csv` exactly as given (label, label_kind, select_features),
 // so every shard reads back with the same options (set allow_empty where a
@@ -50,15 +57,18 @@ ShardManifest write_shards(const std::string& input, FileFormat format, const Cs
                            const std::string& out_dir);
 
 // Reads and validates dir/manifest.json; InputError "PATH: field 'F': what".
+// Manifests of format version 1 (before the .ids files) are refused.
 ShardManifest read_manifest(const std::string& dir);
 
-// Checks the size and checksum of shard `part` against the manifest:
-// InputError naming the shard file on a mismatch; ConfigError when `part`
-// is not in the manifest.
+// Checks the size and checksum of shard `part` and of its .ids file against
+// the manifest: InputError naming the file on a mismatch; ConfigError when
+// `part` is not in the manifest.
 void verify_shard(const std::string& dir, const ShardManifest& manifest, std::uint32_t part);
 
 // The shard file name of a part: "part-00003.csv" / "part-00003.libsvm".
 std::string shard_file_name(std::uint32_t part, FileFormat format);
+// The row-id file name of a part: "part-00003.ids".
+std::string shard_ids_file_name(std::uint32_t part);
 
 struct BalanceStats {
   std::uint64_t min = 0;  // rows in the smallest shard
