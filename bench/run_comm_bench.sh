@@ -18,7 +18,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUILD_DIR=${BUILD_DIR:-$here/../build-mpi}
+BUILD_DIR=${BUILD_DIR:-$(dirname "$here")/build-mpi}
 ITERS=${ITERS:-20}
 SIZES=${SIZES:-}
 MPIRUN=${MPIRUN:-mpirun}

@@ -249,7 +249,8 @@ void run_train_mpi(TrainOptions& o) {
   if (o.workers_given && o.workers < 1) throw ConfigError("--workers must be at least 1");
   MpiSession session;
   if (o.workers_given && o.workers != session.world_size()) {
-    session.abort_job("dtrain: --workers " + std::to_string(o.workers) + " but mpirun started " +
+    session.abort_job("dtrain: --workers " + std::to_string(o.workers) +
+                          " (from the command line or config file) but mpirun started " +
                           std::to_string(session.world_size()) +
                           " processes (leave --workers out "
                           "under MPI)",

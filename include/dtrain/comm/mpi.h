@@ -2,19 +2,27 @@
 // library). Available when dtrain was built with MPI (DTRAIN_HAVE_MPI).
 //
 // Collectives map onto the library's own (MPI_Allreduce, MPI_Bcast,
-// MPI_Allgather, MPI_Reduce_scatter_block, MPI_Alltoallv), point-to-point onto
-// MPI_Isend/MPI_Irecv with the caller's tag. Differences from the threads
-// backend's contract:
+// MPI_Allgather, MPI_Reduce_scatter_block, MPI_Alltoallv; buffers over
+// INT_MAX elements go in chunks), point-to-point onto MPI_Send/MPI_Recv and
+// MPI_Isend/MPI_Irecv with the caller's tag (any tag in [0, MPI_TAG_UB];
+// OpenMPI's MPI_TAG_UB is INT_MAX). Differences from the threads backend's
+// contract:
 //  - reductions are deterministic for a fixed process count and message size
 //    (OpenMPI picks its algorithm from those alone) but are not promised to
 //    combine in rank order, so they can differ from the threads backend in the
 //    last bits;
 //  - a blocking call that outlives the timeout cannot be cancelled inside MPI:
-//    the watchdog prints "dtrain: rank R: <operation> timed out after Ts ..."
-//    and ends the process with a non-zero status, which makes mpirun end the
-//    whole job;
+//    the communicator's watchdog thread prints "dtrain: rank R: <operation>
+//    timed out after T s ..." and ends the process with std::_Exit(3), which
+//    makes mpirun end the whole job (it never throws CommError);
 //  - mismatched collectives between ranks are not detected (MPI would need an
-//    extra collective per call); they end in the timeout above.
+//    extra collective per call); they end in the timeout above;
+//  - kMax/kMin with NaN follow the MPI library, not std::max/std::min;
+//  - send/isend are not buffered by dtrain: a blocking send may wait for the
+//    matching receive (MPI standard mode);
+//  - only the thread that created the MpiSession may use the communicator
+//    (MPI_THREAD_FUNNELED; other threads get CommError), and Requests must
+//    not outlive it.
 #pragma once
 
 #include <chrono>
