@@ -18,65 +18,19 @@
 
 #include "dtrain/comm/threads.h"
 
+#include "bench_util.h"
+
 namespace {
+using dtrain::bench::cpu_model;
+using dtrain::bench::human;
+using dtrain::bench::median;
+using dtrain::bench::parse_size;
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 // Keeps the compiler from merging or dropping repeated copies into memory it
 // can see no reader of.
 void clobber_memory() { __asm__ volatile("" : : : "memory"); }
-
-// "64K", "4M", "1G" (binary units) or plain bytes.
-std::size_t parse_size(const std::string& text) {
-  std::size_t pos = 0;
-  const unsigned long long value = std::stoull(text, &pos);
-  std::size_t unit = 1;
-  if (pos < text.size()) {
-    switch (text[pos]) {
-      case 'k':
-      case 'K':
-        unit = std::size_t{1} << 10;
-        break;
-      case 'm':
-      case 'M':
-        unit = std::size_t{1} << 20;
-        break;
-      case 'g':
-      case 'G':
-        unit = std::size_t{1} << 30;
-        break;
-      default:
-        throw std::invalid_argument("bad size '" + text + "'");
-    }
-  }
-  return static_cast<std::size_t>(value) * unit;
-}
-
-std::string human(std::size_t bytes) {
-  if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0) {
-    return std::to_string(bytes >> 20) + " MiB";
-  }
-  if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + " KiB";
-  return std::to_string(bytes) + " B";
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown CPU";
-}
 
 // Median seconds of one memcpy of `bytes`. Small copies are repeated inside
 // each sample so that one sample is long enough to time. Both buffers start
