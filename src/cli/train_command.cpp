@@ -175,8 +175,8 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (lead && !o.quiet) {
     std::printf(
-        "dtrain: %s model, %llu rows x %zu features from %s (loaded in %.3f s), %d %s "
-        "worker(s), %s, %s\n",
+        "dtrain: %s model, %llu rows x %zu features from %s (loaded in %.3f s), %d "
+        "worker(s) on %s, %s, %s\n",
         to_string(job.config.model), static_cast<unsigned long long>(rows), shard.cols(),
         o.data.path.c_str(), load_seconds, comm.size(), comm.backend().c_str(),
         job.from_shards ? "shard directory" : (job.partitioner->name() + " partitioning").c_str(),
