@@ -89,6 +89,14 @@ class SplitMix64 {
 
 }  // namespace
 
+void seeded_shuffle(std::span<std::uint64_t> items, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  for (std::size_t i = items.size(); i-- > 1;) {
+    const auto j = static_cast<std::size_t>(mul_high(rng.next(), i + 1));
+    std::swap(items[i], items[j]);
+  }
+}
+
 RangePartitioner::RangePartitioner(std::vector<double> weights) : weights_(std::move(weights)) {}
 
 std::vector<std::uint64_t> RangePartitioner::boundaries(std::uint64_t total_rows,
@@ -185,17 +193,9 @@ std::vector<std::uint32_t> ShufflePartitioner::assign(const Dataset& data, std::
   check_parts(parts);
   const auto ids = data.row_ids();
   for (std::uint64_t id : ids) check_row_id(id, total_rows);
-  // perm = [0, total); for i = total-1 down to 1: j = (next() * (i + 1)) >> 64
-  // (128-bit product), swap(perm[i], perm[j]). Lemire's reduction without the
-  // rejection step: its bias, below (i+1)/2^64, is immaterial here and the
-  // draw count per step stays fixed, which keeps the order easy to reproduce.
   std::vector<std::uint64_t> perm(static_cast<std::size_t>(total_rows));
   std::iota(perm.begin(), perm.end(), std::uint64_t{0});
-  SplitMix64 rng(seed_);
-  for (std::uint64_t i = total_rows; i-- > 1;) {
-    const std::uint64_t j = mul_high(rng.next(), i + 1);
-    std::swap(perm[i], perm[j]);
-  }
+  seeded_shuffle(perm, seed_);
   // Position k of the permuted order falls in balanced block block_of(k).
   const std::vector<std::uint64_t> b = balanced_boundaries(total_rows, parts);
   std::vector<std::uint32_t> owner_of_id(static_cast<std::size_t>(total_rows));

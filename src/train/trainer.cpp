@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "dtrain/data/partition.h"
 #include "dtrain/error.h"
@@ -19,6 +20,10 @@ bool is_test_row(std::uint64_t row_id, std::uint64_t seed, double test_fraction)
   const double u = static_cast<double>(h >> 11) * 0x1.0p-53;
   return u < test_fraction;
 }
+
+// Row indices are shuffled by the shared seeded_shuffle, which takes 64-bit
+// items.
+static_assert(std::is_same_v<std::size_t, std::uint64_t>);
 
 namespace {
 
@@ -45,20 +50,6 @@ void validate(const TrainConfig& c) {
   }
   if (!(c.tol >= 0.0)) throw ConfigError("--tol must be >= 0");
   if (c.eval_every < 1) throw ConfigError("--eval-every must be at least 1");
-}
-
-// SplitMix64 as a tiny seeded generator for shuffling mini-batch order.
-struct SplitMix64 {
-  std::uint64_t state;
-  std::uint64_t next() { return mix64(state += 0x9e3779b97f4a7c15ULL); }
-};
-
-void shuffle_rows(std::vector<std::size_t>& rows, std::uint64_t seed) {
-  SplitMix64 rng{seed};
-  for (std::size_t i = rows.size(); i > 1; --i) {
-    const std::size_t j = reduce_to_range(rng.next(), static_cast<std::uint32_t>(i));
-    std::swap(rows[i - 1], rows[j]);
-  }
 }
 
 double l2_norm_squared(std::span<const double> w) {
@@ -138,8 +129,8 @@ TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& c
     const auto epoch_start = Clock::now();
     if (config.batch_mode == BatchMode::kMiniBatch) {
       order = train_rows;
-      shuffle_rows(order, mix64(config.seed) ^ mix64((static_cast<std::uint64_t>(epoch) << 20) +
-                                                     static_cast<std::uint64_t>(comm.rank())));
+      seeded_shuffle(order, mix64(config.seed) ^ mix64((static_cast<std::uint64_t>(epoch) << 20) +
+                                                       static_cast<std::uint64_t>(comm.rank())));
     }
     double weighted_loss = 0.0;
     double rows_seen = 0.0;

@@ -31,6 +31,15 @@ std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t state = kFnv1a64Offs
 // Maps a 64-bit hash uniformly onto [0, n) with Lemire's multiply-shift.
 std::uint32_t reduce_to_range(std::uint64_t hash, std::uint32_t n);
 
+// Seeded Fisher-Yates shuffle in place: for i = size-1 down to 1,
+// j = (next() * (i + 1)) >> 64, swap(items[i], items[j]), where next() is
+// SplitMix64 (state += 0x9e3779b97f4a7c15, output mix64(state)) started at
+// `seed`. Lemire's reduction without the rejection step: its bias, below
+// (i+1)/2^64, is immaterial here and the draw count per step stays fixed,
+// which keeps the order easy to reproduce. ShufflePartitioner and mini-batch
+// SGD both order rows with it.
+void seeded_shuffle(std::span<std::uint64_t> items, std::uint64_t seed);
+
 class Partitioner {
  public:
   virtual ~Partitioner() = default;
