@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libgtest-dev libcli11-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin
-          iproute2 libdnnl-dev libopenblas-dev libblis-dev libeigen3-dev)
+          iproute2 libdnnl-dev libopenblas-dev libblis-dev libeigen3-dev zlib1g-dev
+          dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

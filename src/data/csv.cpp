@@ -5,12 +5,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "dtrain/data/partition.h"
 #include "dtrain/data/readers.h"
 #include "dtrain/error.h"
 #include "text.h"
@@ -48,6 +50,13 @@ class CsvParser {
         opts.delimiter == '\0' || opts.delimiter == opts.comment) {
       throw ConfigError("CSV options: invalid delimiter " +
                         quoted(std::string_view(&opts.delimiter, 1)));
+    }
+    if (!opts.hashed_columns.empty() && opts.hash_dimension == 0) {
+      throw ConfigError("CSV options: hashed_columns given but hash_dimension is 0");
+    }
+    if (opts.hash_dimension > std::numeric_limits<std::uint32_t>::max()) {
+      throw ConfigError("CSV options: hash_dimension " + std::to_string(opts.hash_dimension) +
+                        " is too large (at most 2^32 - 1)");
     }
   }
 
@@ -100,24 +109,69 @@ class CsvParser {
       }
       if (!resolved_data_) {
         resolved_data_ = true;
-        data_ = Dataset::dense(features_.size());
+        data_ = empty_dataset();
         const auto estimate =
             static_cast<std::size_t>(std::count(chunk.bytes.begin(), chunk.bytes.end(), '\n') + 1);
         data_.reserve(estimate);
         if (keep_lines) out.row_lines.reserve(estimate);
       }
       parse_row(line, x);
-      data_.add_dense_row(x, label_, rows_++);
+      if (hashing()) {
+        add_hashed_row(x);
+      } else {
+        data_.add_dense_row(x, label_, rows_++);
+      }
       if (keep_lines) out.row_lines.push_back(line);
     }
   }
 
+  bool hashing() const { return opts_.hash_dimension > 0; }
+
+  Dataset empty_dataset() const {
+    return hashing() ? Dataset::sparse(features_.size() + opts_.hash_dimension)
+                     : Dataset::dense(features_.size());
+  }
+
+  // The numeric values in x (zeros left out), then a 1 per hashed column at
+  // its slot after them, collisions added up.
+  void add_hashed_row(std::span<const float> x) {
+    idx_.clear();
+    val_.clear();
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      if (x[k] == 0.0f) continue;
+      idx_.push_back(static_cast<std::uint32_t>(k));
+      val_.push_back(x[k]);
+    }
+    const auto base = static_cast<std::uint32_t>(features_.size());
+    const auto dim = static_cast<std::uint32_t>(opts_.hash_dimension);
+    slots_.clear();
+    for (std::size_t h = 0; h < hashed_.size(); ++h) {
+      const std::string_view v = trim_field(fields_[hashed_[h]]);
+      if (v.empty()) continue;  // a missing category
+      // hash_bytes(name + '\x1f' + v), resuming FNV-1a after the prefix.
+      slots_.push_back(base + reduce_to_range(mix64(fnv1a64(v, hash_state_[h])), dim));
+    }
+    std::sort(slots_.begin(), slots_.end());
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+      if (k > 0 && slots_[k] == slots_[k - 1]) {
+        val_.back() += 1.0f;
+      } else {
+        idx_.push_back(slots_[k]);
+        val_.push_back(1.0f);
+      }
+    }
+    data_.add_sparse_row(idx_, val_, label_, rows_++);
+  }
+
   void finish(ParsedFile& out) {
-    if (rows_ == 0) data_ = Dataset::dense(features_.size());
+    if (rows_ == 0) data_ = empty_dataset();
     if (opts_.has_header && resolved_) {
       std::vector<std::string> feature_names;
-      feature_names.reserve(features_.size());
+      feature_names.reserve(features_.size() + opts_.hash_dimension);
       for (std::size_t c : features_) feature_names.push_back(names_[c]);
+      for (std::size_t k = 0; k < opts_.hash_dimension; ++k) {
+        feature_names.push_back("hash[" + std::to_string(k) + "]");
+      }
       data_.set_feature_names(std::move(feature_names));
       if (label_col_ != kNone) data_.set_label_name(names_[label_col_]);
     }
@@ -175,6 +229,7 @@ class CsvParser {
         fail(path_, line, "missing key column " + quoted(opts_.key_column));
       }
     }
+    resolve_hashed(ncols);
     feature_pos_.assign(ncols, kNone);
     if (!opts_.select_features.empty()) {
       if (!opts_.has_header) fail(path_, line, "select_features needs a header line");
@@ -187,15 +242,50 @@ class CsvParser {
         if (feature_pos_[c] != kNone) {
           fail(path_, line, "select_features: " + quoted(name) + " listed twice");
         }
+        if (std::find(hashed_.begin(), hashed_.end(), c) != hashed_.end()) {
+          throw ConfigError(path_ + ": select_features: " + quoted(name) +
+                            " is also a hashed column");
+        }
         feature_pos_[c] = features_.size();
         features_.push_back(c);
       }
     } else {
       for (std::size_t c = 0; c < ncols; ++c) {
         if (c == label_col_) continue;
+        if (std::find(hashed_.begin(), hashed_.end(), c) != hashed_.end()) continue;
         feature_pos_[c] = features_.size();
         features_.push_back(c);
       }
+    }
+    if (hashing() && features_.size() + opts_.hash_dimension >
+                         std::size_t{std::numeric_limits<std::uint32_t>::max()} + 1) {
+      throw ConfigError("CSV options: hash_dimension " + std::to_string(opts_.hash_dimension) +
+                        " plus " + std::to_string(features_.size()) +
+                        " numeric features exceeds 2^32 columns");
+    }
+  }
+
+  // The hashed columns, by header name or 0-based index; any that does not
+  // exist is a ConfigError (an option naming a column the file lacks).
+  void resolve_hashed(std::size_t ncols) {
+    for (const std::string& spec : opts_.hashed_columns) {
+      std::size_t c = opts_.has_header ? find_name(spec) : kNone;
+      if (c == kNone) {
+        if (auto index = parse_index(spec); index && *index < ncols) c = *index;
+      }
+      if (c == kNone) {
+        throw ConfigError(path_ + ": hashed column " + quoted(spec) + " not found" +
+                          (opts_.has_header ? "" : " (no header: give 0-based column indices)"));
+      }
+      if (c == label_col_) {
+        throw ConfigError(path_ + ": hashed column " + quoted(spec) + " is the label column");
+      }
+      if (std::find(hashed_.begin(), hashed_.end(), c) != hashed_.end()) {
+        throw ConfigError(path_ + ": hashed column " + quoted(spec) + " listed twice");
+      }
+      hashed_.push_back(c);
+      const std::string name = opts_.has_header ? names_[c] : std::to_string(c);
+      hash_state_.push_back(fnv1a64(name + '\x1f'));
     }
   }
 
@@ -223,13 +313,9 @@ class CsvParser {
     if (!std::isfinite(out) && (is_label || !opts_.allow_nonfinite)) {
       fail(path_, line, column_label(c, is_label) + ": non-finite value " + quoted(v));
     }
-    if (is_label && opts_.label_kind == LabelKind::kBinary) {
-      if (out == -1.0f) {
-        out = 0.0f;
-      } else if (out != 0.0f && out != 1.0f) {
-        fail(path_, line,
-             column_label(c, is_label) + ": label out of range for a binary model: " + quoted(v) +
-                 " (expected 0/1 or -1/+1)");
+    if (is_label && opts_.label_kind != LabelKind::kAny) {
+      if (const std::string problem = label_problem(v, out, opts_.label_kind); !problem.empty()) {
+        fail(path_, line, column_label(c, is_label) + ": " + problem);
       }
     }
     return out;
@@ -269,10 +355,15 @@ class CsvParser {
   std::size_t ncols_ = 0;
   std::size_t label_col_ = kNone;
   std::size_t key_col_ = kNone;
-  std::vector<std::size_t> features_;     // column of each feature, in feature order
-  std::vector<std::size_t> feature_pos_;  // feature position of each column, or kNone
-  bool resolved_ = false;                 // the schema line has been seen
-  bool resolved_data_ = false;            // data_ is set up for rows
+  std::vector<std::size_t> features_;      // column of each feature, in feature order
+  std::vector<std::size_t> feature_pos_;   // feature position of each column, or kNone
+  std::vector<std::size_t> hashed_;        // hashed columns, in option order
+  std::vector<std::uint64_t> hash_state_;  // FNV-1a state after "name\x1f", per hashed column
+  std::vector<std::uint32_t> slots_;       // per row: hashed indices
+  std::vector<std::uint32_t> idx_;         // per row: sparse entries
+  std::vector<float> val_;
+  bool resolved_ = false;       // the schema line has been seen
+  bool resolved_data_ = false;  // data_ is set up for rows
   std::uint64_t rows_ = 0;
   float label_ = 0;
   Dataset data_;

@@ -18,6 +18,7 @@
 #include <exception>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -27,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "binary_matrix.h"
 #include "dtrain/data/shards.h"
 #include "dtrain/error.h"
 #include "shard_io.h"
@@ -291,7 +293,8 @@ CsvOptions csv_options_for(const LoadOptions& options, const Partitioner& partit
   const auto* hash = dynamic_cast<const HashPartitioner*>(&partitioner);
   if (!hash || hash->key_column().empty()) return csv;
   if (options.format != FileFormat::kCsv) {
-    throw ConfigError("partitioner " + hash->name() + " needs CSV input (LibSVM has no columns)");
+    throw ConfigError("partitioner " + hash->name() + " needs CSV input (" +
+                      format_name(options.format) + " files have no named columns)");
   }
   if (csv.key_column.empty()) csv.key_column = hash->key_column();
   if (csv.key_column != hash->key_column()) {
@@ -299,6 +302,76 @@ CsvOptions csv_options_for(const LoadOptions& options, const Partitioner& partit
                       "'");
   }
   return csv;
+}
+
+// IDX and .npy: every rank reads the whole file and converts its own rows
+// (see distributed_loader.h). One collective: an allgather of each rank's
+// failure flag and shape, so that a rank that cannot read the file (e.g. a
+// host that lacks it) fails the others instead of leaving them waiting, and
+// ranks that see different files notice.
+Dataset load_binary_partitioned(Communicator& comm, const std::string& path,
+                                const LoadOptions& options, const Partitioner& partitioner,
+                                LoadStats* stats) {
+  csv_options_for(options, partitioner);  // hash:COLUMN -> ConfigError
+  const auto n = static_cast<std::size_t>(comm.size());
+  std::optional<detail::MatrixSource> source;
+  std::exception_ptr error;
+  try {
+    source = options.format == FileFormat::kIdx
+                 ? detail::open_idx(path, options.labels_path, options.idx)
+                 : detail::open_npy(path, options.labels_path, options.npy);
+    detail::validate(*source);
+  } catch (const Error&) {
+    error = std::current_exception();
+  }
+  constexpr std::size_t kWidth = 3;
+  std::vector<std::uint64_t> all(n * kWidth);
+  {
+    const std::uint64_t mine[kWidth] = {error ? 1u : 0u, source ? source->rows() : 0,
+                                        source ? source->feature_cols() : 0};
+    comm.allgather(std::span<const std::uint64_t>(mine), std::span<std::uint64_t>(all));
+  }
+  // Every rank that failed reports its own error: the checks are the same
+  // everywhere, so this is usually every rank with the same message.
+  if (error) std::rethrow_exception(error);
+  for (std::size_t q = 0; q < n; ++q) {
+    if (all[q * kWidth] == 0) continue;
+    comm.barrier();  // wait for the job to fail on the rank that knows why
+    throw CommError("rank " + std::to_string(comm.rank()) + ": load_partitioned: rank " +
+                    std::to_string(q) + " failed to read " + path);
+  }
+  const std::uint64_t rows = source->rows();
+  for (std::size_t q = 0; q < n; ++q) {
+    if (all[q * kWidth + 1] != rows || all[q * kWidth + 2] != source->feature_cols()) {
+      throw InputError(path + ": rank " + std::to_string(q) + " reads " +
+                       std::to_string(all[q * kWidth + 1]) + " rows of " +
+                       std::to_string(all[q * kWidth + 2]) + " features, rank " +
+                       std::to_string(comm.rank()) + " " + std::to_string(rows) + " of " +
+                       std::to_string(source->feature_cols()) + ": not the same file");
+    }
+  }
+
+  // The partitioner decides from row ids (and the row count) alone, so a
+  // dataset of ids stands in for the whole file.
+  std::vector<std::size_t> my_rows;
+  {
+    Dataset ids = Dataset::dense(0);
+    ids.reserve(static_cast<std::size_t>(rows));
+    for (std::uint64_t r = 0; r < rows; ++r) ids.add_dense_row({}, 0.0f, r);
+    const std::vector<std::uint32_t> owner =
+        partitioner.assign(ids, rows, static_cast<std::uint32_t>(n));
+    my_rows = rows_of_part(owner, static_cast<std::uint32_t>(comm.rank()));
+  }
+  Dataset out = detail::to_dataset(*source, my_rows);
+  if (stats) {
+    *stats = LoadStats{};
+    stats->file_bytes = source->features.file.stored_bytes;
+    stats->bytes_read = source->features.file.stored_bytes +
+                        (source->labels ? source->labels->file.stored_bytes : 0);
+    stats->rows_parsed = rows;
+    stats->rows_owned = out.rows();
+  }
+  return out;
 }
 
 }  // namespace
@@ -310,6 +383,9 @@ Dataset load_partitioned(Communicator& comm, const std::string& path, const Load
 
 Dataset load_partitioned(Communicator& comm, const std::string& path, const LoadOptions& options,
                          const Partitioner& partitioner, LoadStats* stats) {
+  if (options.format == FileFormat::kIdx || options.format == FileFormat::kNpy) {
+    return load_binary_partitioned(comm, path, options, partitioner, stats);
+  }
   const int ranks = comm.size();
   const int rank = comm.rank();
   const auto n = static_cast<std::size_t>(ranks);
@@ -567,7 +643,7 @@ Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions
     throw ConfigError(dir + ": has " + std::to_string(manifest.parts) + " shards but the job has " +
                       std::to_string(comm.size()) + " workers");
   }
-  const std::string wanted = options.format == FileFormat::kCsv ? "csv" : "libsvm";
+  const std::string wanted = format_name(options.format);
   if (manifest.format != wanted) {
     throw ConfigError(dir + ": holds " + manifest.format + " shards, not " + wanted);
   }

@@ -72,13 +72,8 @@ ParsedFile parse_libsvm_lines(const std::string& path, const Chunk& chunk,
     const std::string_view lt = tokens[0];
     if (parse_float(lt, label) != NumberStatus::kOk) fail(path, ln, "bad label " + quoted(lt));
     if (!std::isfinite(label)) fail(path, ln, "non-finite label " + quoted(lt));
-    if (opts.label_kind == LabelKind::kBinary) {
-      if (label == -1.0f) {
-        label = 0.0f;
-      } else if (label != 0.0f && label != 1.0f) {
-        fail(path, ln,
-             "label out of range for a binary model: " + quoted(lt) + " (expected 0/1 or -1/+1)");
-      }
+    if (const std::string problem = label_problem(lt, label, opts.label_kind); !problem.empty()) {
+      fail(path, ln, problem);
     }
 
     idx.clear();

@@ -14,7 +14,24 @@ namespace dtrain {
 FileFormat parse_format(const std::string& name) {
   if (name == "csv") return FileFormat::kCsv;
   if (name == "libsvm") return FileFormat::kLibsvm;
-  throw ConfigError("unknown data format " + detail::quoted(name) + " (expected csv or libsvm)");
+  if (name == "idx") return FileFormat::kIdx;
+  if (name == "npy") return FileFormat::kNpy;
+  throw ConfigError("unknown data format " + detail::quoted(name) +
+                    " (expected csv, libsvm, idx or npy)");
+}
+
+const char* format_name(FileFormat format) {
+  switch (format) {
+    case FileFormat::kCsv:
+      return "csv";
+    case FileFormat::kLibsvm:
+      return "libsvm";
+    case FileFormat::kIdx:
+      return "idx";
+    case FileFormat::kNpy:
+      return "npy";
+  }
+  return "?";
 }
 
 namespace {
@@ -47,6 +64,10 @@ FileFormat guess_format(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".npy") return FileFormat::kNpy;
+  std::string_view name = path;
+  if (name.ends_with(".gz")) name.remove_suffix(3);
+  if (name.ends_with("-idx1-ubyte") || name.ends_with("-idx3-ubyte")) return FileFormat::kIdx;
   if (ext == ".svm" || ext == ".libsvm") return FileFormat::kLibsvm;
   if (ext == ".txt" && looks_like_libsvm(path)) return FileFormat::kLibsvm;
   return FileFormat::kCsv;

@@ -100,8 +100,6 @@ std::string temp_sibling(const fs::path& out) {
   return out.string() + ".tmp-" + std::to_string(::getpid()) + "-" + hex;
 }
 
-std::string format_name(FileFormat f) { return f == FileFormat::kCsv ? "csv" : "libsvm"; }
-
 nlohmann::ordered_json to_json(const ShardManifest& m) {
   nlohmann::ordered_json j;
   j["format_version"] = kManifestVersion;
@@ -176,8 +174,7 @@ bool is_checksum(std::string_view s) {
 
 std::string shard_file_name(std::uint32_t part, FileFormat format) {
   char name[32];
-  std::snprintf(name, sizeof name, "part-%05u.%s", part,
-                format == FileFormat::kCsv ? "csv" : "libsvm");
+  std::snprintf(name, sizeof name, "part-%05u.%s", part, format_name(format));
   return name;
 }
 
@@ -192,6 +189,12 @@ ShardManifest write_shards(const std::string& input, FileFormat format, const Cs
                            const std::string& out_dir) {
   if (parts == 0) throw ConfigError("the number of parts must be at least 1");
   if (out_dir.empty()) throw ConfigError("empty output directory name");
+  if (format != FileFormat::kCsv && format != FileFormat::kLibsvm) {
+    // Shards copy text lines; binary files are split when loaded instead.
+    throw ConfigError(std::string("shards are written from CSV or LibSVM input, not ") +
+                      format_name(format) + " (load " + format_name(format) +
+                      " files directly: every worker keeps its own rows)");
+  }
   fs::path out(out_dir);
   if (!out.has_filename()) out = out.parent_path();  // "shards/" -> "shards"
   {

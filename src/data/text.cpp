@@ -150,4 +150,34 @@ NumberStatus parse_float(std::string_view s, float& out) {
   return NumberStatus::kOk;
 }
 
+std::string label_problem(std::string_view text, float& label, LabelKind kind) {
+  switch (kind) {
+    case LabelKind::kAny:
+      return {};
+    case LabelKind::kBinary:
+      if (label == -1.0f) {
+        label = 0.0f;
+      } else if (label != 0.0f && label != 1.0f) {
+        return "label out of range for a binary model: " + quoted(text) +
+               " (expected 0/1 or -1/+1)";
+      }
+      return {};
+    case LabelKind::kClass: {
+      std::string_view s = text;
+      if (s.size() > 1 && s[0] == '+' && s[1] != '-' && s[1] != '+') s.remove_prefix(1);
+      double exact = 0;
+      const auto [ptr, ec] =
+          std::from_chars(s.data(), s.data() + s.size(), exact, std::chars_format::general);
+      if (ec != std::errc() || ptr != s.data() + s.size() || !(exact >= 0) || exact > kMaxClassId ||
+          exact != std::floor(exact)) {
+        return "label is not a class id: " + quoted(text) + " (expected an integer in 0.." +
+               std::to_string(kMaxClassId) + ")";
+      }
+      label = static_cast<float>(exact);
+      return {};
+    }
+  }
+  return {};
+}
+
 }  // namespace dtrain::detail

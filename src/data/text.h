@@ -62,6 +62,13 @@ enum class NumberStatus { kOk, kNotNumber, kOutOfRange };
 // too large are kOutOfRange. "nan"/"inf" parse (callers decide on them).
 NumberStatus parse_float(std::string_view s, float& out);
 
+// Checks a parsed label against `kind` and maps it (binary -1 -> 0). Returns
+// what is wrong with it ("label out of range for a binary model: '3' (...)",
+// "label is not a class id: '2.5' (...)"), or an empty string when it is fine. `text`
+// is the label as written: class ids are checked on it exactly, since the
+// float would round "2.0000001" to 2.
+std::string label_problem(std::string_view text, float& label, LabelKind kind);
+
 // Everything the readers produce plus, for each data row, its source line:
 // what the shard writer needs to copy rows verbatim.
 struct ParsedFile {

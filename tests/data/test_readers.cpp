@@ -309,7 +309,8 @@ TEST(ReadLibsvmOptions, CommentsQidAndBlankLines) {
 TEST(Formats, ParseAndGuess) {
   EXPECT_EQ(parse_format("csv"), FileFormat::kCsv);
   EXPECT_EQ(parse_format("libsvm"), FileFormat::kLibsvm);
-  expect_error<ConfigError>([] { parse_format("parquet"); }, {"'parquet'", "csv or libsvm"});
+  expect_error<ConfigError>([] { parse_format("parquet"); },
+                            {"'parquet'", "csv, libsvm, idx or npy"});
   EXPECT_EQ(guess_format("x/heart.libsvm"), FileFormat::kLibsvm);
   EXPECT_EQ(guess_format("heart.SVM"), FileFormat::kLibsvm);
   EXPECT_EQ(guess_format("a.csv"), FileFormat::kCsv);
