@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+
+#include "dtrain/error.h"
 
 namespace dtrain {
 
@@ -46,6 +49,8 @@ double roc_auc(std::span<const double> scores, std::span<const float> labels) {
 
 namespace {
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 // Concatenates every worker's values (in rank order) on every worker.
 std::vector<double> allgather_varying(Communicator& comm, std::span<const double> local) {
   const auto p = static_cast<std::size_t>(comm.size());
@@ -66,75 +71,246 @@ std::vector<double> allgather_varying(Communicator& comm, std::span<const double
   return out;
 }
 
-Metrics regression_metrics(Communicator& comm, const Model& model, std::span<const double> params,
-                           const Dataset& data, std::span<const std::size_t> rows) {
-  const auto labels = data.labels();
+double ratio_or_nan(double num, double den) { return den > 0 ? num / den : kNaN; }
+
+Metrics regression_metrics(Communicator& comm, std::span<const double> predicted,
+                           std::span<const float> labels) {
   // [sum of squared errors, sum y, sum y^2, rows]
   std::vector<double> sums(4, 0.0);
-  for (const std::size_t r : rows) {
-    const double y = labels[r];
-    const double e = model.predict(params, data.row(r)) - y;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const double y = labels[i];
+    const double e = predicted[i] - y;
     sums[0] += e * e;
     sums[1] += y;
     sums[2] += y * y;
   }
-  sums[3] = static_cast<double>(rows.size());
+  sums[3] = static_cast<double>(labels.size());
   comm.allreduce(std::span<double>(sums));
   const double n = sums[3];
   Metrics m;
   m.rows = static_cast<std::uint64_t>(n);
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double mse = n > 0 ? sums[0] / n : nan;
+  const double mse = ratio_or_nan(sums[0], n);
   const double total = sums[2] - sums[1] * sums[1] / n;
   m.values = {{"mse", mse},
               {"rmse", std::sqrt(mse)},
-              {"r2", n > 0 && total > 0 ? 1.0 - sums[0] / total : nan}};
+              {"r2", n > 0 && total > 0 ? 1.0 - sums[0] / total : kNaN}};
   return m;
 }
 
-Metrics binary_metrics(Communicator& comm, const Model& model, std::span<const double> params,
-                       const Dataset& data, std::span<const std::size_t> rows) {
-  const auto labels = data.labels();
+Metrics binary_metrics(Communicator& comm, std::span<const double> probabilities,
+                       std::span<const float> labels) {
   // [correct, summed log-loss, rows]
   std::vector<double> sums(3, 0.0);
-  std::vector<double> scores;
-  std::vector<double> ys;
-  scores.reserve(rows.size());
-  ys.reserve(rows.size());
-  for (const std::size_t r : rows) {
-    const double p = model.predict(params, data.row(r));
-    const double y = labels[r];
-    sums[0] += ((p >= 0.5) == (y > 0.5)) ? 1.0 : 0.0;
-    sums[1] += model.row_loss(p, y);
-    scores.push_back(p);
-    ys.push_back(y);
+  // (score, label) pairs: AUC needs every row, not a sum.
+  std::vector<double> scored;
+  scored.reserve(2 * labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const double y = labels[i];
+    const double p = std::clamp(probabilities[i], 1e-15, 1.0 - 1e-15);
+    sums[0] += ((probabilities[i] >= 0.5) == (y > 0.5)) ? 1.0 : 0.0;
+    sums[1] += -(y * std::log(p) + (1.0 - y) * std::log1p(-p));
+    scored.push_back(probabilities[i]);
+    scored.push_back(y);
   }
-  sums[2] = static_cast<double>(rows.size());
+  sums[2] = static_cast<double>(labels.size());
   comm.allreduce(std::span<double>(sums));
-  const auto all_scores = allgather_varying(comm, scores);
-  const auto all_ys = allgather_varying(comm, ys);
-  const std::vector<float> all_labels(all_ys.begin(), all_ys.end());
+  const auto all_scored = allgather_varying(comm, scored);
+  std::vector<double> all_scores(all_scored.size() / 2);
+  std::vector<float> all_labels(all_scored.size() / 2);
+  for (std::size_t i = 0; i < all_scores.size(); ++i) {
+    all_scores[i] = all_scored[2 * i];
+    all_labels[i] = static_cast<float>(all_scored[2 * i + 1]);  // a float to begin with
+  }
   const double n = sums[2];
-  const double nan = std::numeric_limits<double>::quiet_NaN();
   Metrics m;
   m.rows = static_cast<std::uint64_t>(n);
-  m.values = {{"accuracy", n > 0 ? sums[0] / n : nan},
-              {"logloss", n > 0 ? sums[1] / n : nan},
+  m.values = {{"accuracy", ratio_or_nan(sums[0], n)},
+              {"logloss", ratio_or_nan(sums[1], n)},
               {"auc", roc_auc(all_scores, all_labels)}};
+  return m;
+}
+
+// True when `label` names one of `classes` classes.
+bool is_class_id(float label, std::size_t classes) {
+  return label >= 0.0f && static_cast<double>(label) < static_cast<double>(classes) &&
+         label == std::floor(label);
+}
+
+// Every worker throws the same InputError, naming the first invalid label of
+// the lowest rank that has one, so that no worker is left waiting in a
+// collective for the others.
+[[noreturn]] void throw_invalid_labels(Communicator& comm, double invalid_rows, bool have_local,
+                                       float local_example, std::size_t classes) {
+  const double mine[2] = {have_local ? 1.0 : 0.0, static_cast<double>(local_example)};
+  std::vector<double> all(2 * static_cast<std::size_t>(comm.size()));
+  comm.allgather(std::span<const double>(mine), std::span<double>(all));
+  double example = kNaN;
+  for (std::size_t r = 0; r < all.size(); r += 2) {
+    if (all[r] > 0) {
+      example = all[r + 1];
+      break;
+    }
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "label %g is not a class id in [0, %zu); %.0f labels in all are invalid", example,
+                classes, invalid_rows);
+  throw InputError(buf);
+}
+
+Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabilities,
+                           std::span<const float> labels, std::size_t classes) {
+  const std::size_t top_k = std::min<std::size_t>(5, classes);
+  // One buffer, one allreduce: [rows, top-k hits, summed log-loss, invalid
+  // labels, confusion counts]. Counts stay exact in a double up to 2^53.
+  enum : std::size_t { kRows, kTopK, kLogLoss, kInvalid, kConfusion };
+  std::vector<double> sums(kConfusion + classes * classes, 0.0);
+  bool have_invalid = false;
+  float invalid_example = 0.0f;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (!is_class_id(labels[i], classes)) {
+      if (!have_invalid) invalid_example = labels[i];
+      have_invalid = true;
+      sums[kInvalid] += 1.0;
+      continue;
+    }
+    const auto y = static_cast<std::size_t>(labels[i]);
+    const auto p = probabilities.subspan(i * classes, classes);
+    std::size_t predicted = 0;
+    std::size_t ranked_above_y = 0;  // classes that come before y in the ranking
+    for (std::size_t c = 0; c < classes; ++c) {
+      if (p[c] > p[predicted]) predicted = c;
+      if (p[c] > p[y] || (p[c] == p[y] && c < y)) ++ranked_above_y;
+    }
+    sums[kRows] += 1.0;
+    sums[kTopK] += ranked_above_y < top_k ? 1.0 : 0.0;
+    sums[kLogLoss] += -std::log(std::max(p[y], 1e-15));
+    sums[kConfusion + y * classes + predicted] += 1.0;
+  }
+  comm.allreduce(std::span<double>(sums));
+  if (sums[kInvalid] > 0) {
+    throw_invalid_labels(comm, sums[kInvalid], have_invalid, invalid_example, classes);
+  }
+
+  Metrics m;
+  const double n = sums[kRows];
+  m.rows = static_cast<std::uint64_t>(n);
+  m.classes = classes;
+  m.confusion.resize(classes * classes);
+  for (std::size_t k = 0; k < m.confusion.size(); ++k) {
+    m.confusion[k] = static_cast<std::uint64_t>(sums[kConfusion + k]);
+  }
+  m.precision.resize(classes);
+  m.recall.resize(classes);
+  double correct = 0.0;
+  double precision_sum = 0.0, recall_sum = 0.0;
+  std::size_t precision_defined = 0, recall_defined = 0;
+  for (std::size_t c = 0; c < classes; ++c) {
+    std::uint64_t predicted_c = 0, true_c = 0;
+    for (std::size_t other = 0; other < classes; ++other) {
+      predicted_c += m.confusion[other * classes + c];
+      true_c += m.confusion[c * classes + other];
+    }
+    const auto hits = static_cast<double>(m.confusion[c * classes + c]);
+    correct += hits;
+    m.precision[c] = ratio_or_nan(hits, static_cast<double>(predicted_c));
+    m.recall[c] = ratio_or_nan(hits, static_cast<double>(true_c));
+    if (predicted_c > 0) {
+      precision_sum += m.precision[c];
+      ++precision_defined;
+    }
+    if (true_c > 0) {
+      recall_sum += m.recall[c];
+      ++recall_defined;
+    }
+  }
+  m.values = {
+      {"accuracy", ratio_or_nan(correct, n)},
+      {"top5", ratio_or_nan(sums[kTopK], n)},
+      {"logloss", ratio_or_nan(sums[kLogLoss], n)},
+      {"macro_precision", ratio_or_nan(precision_sum, static_cast<double>(precision_defined))},
+      {"macro_recall", ratio_or_nan(recall_sum, static_cast<double>(recall_defined))}};
   return m;
 }
 
 }  // namespace
 
-Metrics evaluate(Communicator& comm, const Model& model, std::span<const double> params,
-                 const Dataset& data, std::span<const std::size_t> rows) {
-  switch (model.kind()) {
-    case ModelKind::kLinear:
-      return regression_metrics(comm, model, params, data, rows);
-    case ModelKind::kLogistic:
-      return binary_metrics(comm, model, params, data, rows);
+Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
+                        std::span<const double> outputs, std::span<const float> labels) {
+  if (task == Task::kMulticlass ? width < 2 : width != 1) {
+    throw std::invalid_argument("compute_metrics: width " + std::to_string(width) +
+                                " does not suit the task");
+  }
+  if (outputs.size() != labels.size() * width) {
+    throw std::invalid_argument("compute_metrics: " + std::to_string(outputs.size()) +
+                                " outputs for " + std::to_string(labels.size()) +
+                                " rows of width " + std::to_string(width));
+  }
+  switch (task) {
+    case Task::kRegression:
+      return regression_metrics(comm, outputs, labels);
+    case Task::kBinary:
+      return binary_metrics(comm, outputs, labels);
+    case Task::kMulticlass:
+      return multiclass_metrics(comm, outputs, labels, width);
   }
   return {};
+}
+
+Metrics evaluate(Communicator& comm, const Model& model, std::span<const double> params,
+                 const Dataset& data, std::span<const std::size_t> rows) {
+  const auto all_labels = data.labels();
+  std::vector<double> outputs;
+  std::vector<float> labels;
+  outputs.reserve(rows.size());
+  labels.reserve(rows.size());
+  for (const std::size_t r : rows) {
+    outputs.push_back(model.predict(params, data.row(r)));
+    labels.push_back(all_labels[r]);
+  }
+  const Task task = model.kind() == ModelKind::kLinear ? Task::kRegression : Task::kBinary;
+  return compute_metrics(comm, task, 1, outputs, labels);
+}
+
+std::string confusion_to_text(const Metrics& metrics, std::span<const std::string> class_names) {
+  const std::size_t k = metrics.classes;
+  if (k == 0) return {};
+  if (!class_names.empty() && class_names.size() != k) {
+    throw std::invalid_argument("confusion_to_text: " + std::to_string(class_names.size()) +
+                                " names for " + std::to_string(k) + " classes");
+  }
+  std::vector<std::string> names(k);
+  for (std::size_t c = 0; c < k; ++c) {
+    names[c] = class_names.empty() ? std::to_string(c) : class_names[c];
+  }
+  const std::string corner = "true\\pred";
+  std::size_t first_width = corner.size();
+  for (const auto& name : names) first_width = std::max(first_width, name.size());
+  // Each column is as wide as its header or its widest count.
+  std::vector<std::size_t> widths(k);
+  for (std::size_t c = 0; c < k; ++c) {
+    widths[c] = names[c].size();
+    for (std::size_t t = 0; t < k; ++t) {
+      widths[c] = std::max(widths[c], std::to_string(metrics.confusion[t * k + c]).size());
+    }
+  }
+  const auto pad_right = [](const std::string& s, std::size_t w) {
+    return s + std::string(w - s.size(), ' ');
+  };
+  const auto pad_left = [](const std::string& s, std::size_t w) {
+    return std::string(w - s.size(), ' ') + s;
+  };
+  std::string out = pad_right(corner, first_width);
+  for (std::size_t c = 0; c < k; ++c) out += "  " + pad_left(names[c], widths[c]);
+  out += '\n';
+  for (std::size_t t = 0; t < k; ++t) {
+    out += pad_right(names[t], first_width);
+    for (std::size_t c = 0; c < k; ++c) {
+      out += "  " + pad_left(std::to_string(metrics.confusion[t * k + c]), widths[c]);
+    }
+    out += '\n';
+  }
+  return out;
 }
 
 }  // namespace dtrain
