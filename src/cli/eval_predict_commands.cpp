@@ -1,4 +1,5 @@
 // dtrain eval / dtrain predict: apply a saved model to a data file.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -19,44 +20,97 @@ struct ApplyOptions {
   std::string data;
   std::string format;
   std::string label;
+  std::string labels;
   std::string delimiter = ",";
   std::string out;
   bool json = false;
 };
 
-void run_eval(const ApplyOptions& o) {
-  const SavedModel saved = load_model(o.model);
-  const Dataset data =
-      load_data_for_model(saved, o.data, o.format, o.label, true, parse_delimiter(o.delimiter));
-  const auto model = make_linear_model(saved.spec.kind, saved.spec.num_features);
+// The saved model's outputs for every row of `data`: rows x output width.
+std::vector<double> model_outputs(const SavedModel& saved, const Dataset& data) {
+  const ModelArchitecture arch = saved.spec.architecture();
   std::vector<std::size_t> rows(data.rows());
   std::iota(rows.begin(), rows.end(), std::size_t{0});
+  std::vector<double> out(rows.size() * arch.output_width());
+  if (arch.is_network()) {
+    // Trained in float32; the file's doubles hold those values exactly.
+    const std::vector<float> params(saved.params.begin(), saved.params.end());
+    make_network_trainable<float>(arch)->predict(params, data, rows, out);
+  } else {
+    make_linear_trainable(arch)->predict(saved.params, data, rows, out);
+  }
+  return out;
+}
+
+Task task_for(const ModelArchitecture& arch) {
+  switch (arch.output_kind()) {
+    case OutputKind::kValue:
+      return Task::kRegression;
+    case OutputKind::kProbability:
+      return Task::kBinary;
+    case OutputKind::kClassProbabilities:
+      return Task::kMulticlass;
+  }
+  return Task::kRegression;
+}
+
+void run_eval(const ApplyOptions& o) {
+  const SavedModel saved = load_model(o.model);
+  const Dataset data = load_data_for_model(saved, o.data, o.format, o.labels, o.label, true,
+                                           parse_delimiter(o.delimiter));
+  const ModelArchitecture arch = saved.spec.architecture();
+  const std::vector<double> outputs = model_outputs(saved, data);
   Metrics metrics;
-  run_threads(
-      {}, [&](Communicator& comm) { metrics = evaluate(comm, *model, saved.params, data, rows); });
+  run_threads({}, [&](Communicator& comm) {
+    metrics = compute_metrics(comm, task_for(arch), arch.output_width(), outputs, data.labels());
+  });
   if (o.json) {
     std::cout << metrics_to_json(metrics).dump() << std::endl;
   } else {
     std::printf("%s model on %s (%llu rows): %s\n", to_string(saved.spec.kind), o.data.c_str(),
                 static_cast<unsigned long long>(metrics.rows), metrics_to_text(metrics).c_str());
+    if (metrics.classes > 0) std::printf("%s", confusion_to_text(metrics).c_str());
   }
 }
 
 void run_predict(const ApplyOptions& o) {
   const SavedModel saved = load_model(o.model);
-  const Dataset data =
-      load_data_for_model(saved, o.data, o.format, o.label, false, parse_delimiter(o.delimiter));
-  const auto model = make_linear_model(saved.spec.kind, saved.spec.num_features);
+  const Dataset data = load_data_for_model(saved, o.data, o.format, o.labels, o.label, false,
+                                           parse_delimiter(o.delimiter));
+  const ModelArchitecture arch = saved.spec.architecture();
+  const std::vector<double> outputs = model_outputs(saved, data);
+  const std::size_t width = arch.output_width();
   AtomicFile out(o.out);
   auto& s = out.stream();
   s.precision(9);
-  const bool logistic = saved.spec.kind == ModelKind::kLogistic;
-  s << (logistic ? "probability,label\n" : "prediction\n");
-  for (std::size_t r = 0; r < data.rows(); ++r) {
-    const double p = model->predict(saved.params, data.row(r));
-    s << p;
-    if (logistic) s << ',' << (p >= 0.5 ? 1 : 0);
-    s << '\n';
+  switch (arch.output_kind()) {
+    case OutputKind::kValue:
+      // One column per output (a squared-loss network may have several).
+      for (std::size_t k = 0; k < width; ++k) {
+        s << (k ? "," : "")
+          << (width == 1 ? std::string("prediction") : "output_" + std::to_string(k));
+      }
+      s << '\n';
+      for (std::size_t r = 0; r < data.rows(); ++r) {
+        for (std::size_t k = 0; k < width; ++k) s << (k ? "," : "") << outputs[r * width + k];
+        s << '\n';
+      }
+      break;
+    case OutputKind::kProbability:
+      s << "probability,label\n";
+      for (const double p : outputs) s << p << ',' << (p >= 0.5 ? 1 : 0) << '\n';
+      break;
+    case OutputKind::kClassProbabilities:
+      s << "label";
+      for (std::size_t k = 0; k < width; ++k) s << ",p" << k;
+      s << '\n';
+      for (std::size_t r = 0; r < data.rows(); ++r) {
+        const double* p = outputs.data() + r * width;
+        s << (std::max_element(p, p + width) - p);
+        for (std::size_t k = 0; k < width; ++k) s << ',' << p[k];
+        s << '\n';
+      }
+      break;
   }
   out.commit();
   std::printf("%zu predictions written to %s\n", data.rows(), o.out.c_str());
@@ -64,8 +118,13 @@ void run_predict(const ApplyOptions& o) {
 
 void add_common(CLI::App* cmd, ApplyOptions& o) {
   cmd->add_option("--model", o.model, "Model file written by dtrain train")->required();
-  cmd->add_option("--data", o.data, "Data file (same columns as for training)")->required();
-  cmd->add_option("--format", o.format, "csv | libsvm (default: as the model was trained)");
+  cmd->add_option("--data", o.data,
+                  "Data file (same columns as for training) or a shortcut such as "
+                  "fashion-mnist:test")
+      ->required();
+  cmd->add_option("--format", o.format,
+                  "csv | libsvm | idx | npy (default: as the model was trained)");
+  cmd->add_option("--labels", o.labels, "IDX/npy: the labels file");
   cmd->add_option("--label", o.label, "CSV label column (default: the training label's name)");
   cmd->add_option("--delimiter", o.delimiter, "CSV field delimiter")->capture_default_str();
 }
@@ -77,15 +136,18 @@ Action add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "Evaluate a model on a labelled data file");
   add_common(cmd, *opts);
   cmd->add_flag("--json", opts->json,
-                "Print one JSON object: rows and mse, rmse, r2 (linear) or accuracy, logloss, auc "
-                "(logistic)");
+                "Print one JSON object: rows and mse, rmse, r2 (regression); accuracy, logloss, "
+                "auc (binary); accuracy, top5, logloss, macro precision/recall, confusion, "
+                "per-class precision and recall (multiclass)");
   return [opts] { run_eval(*opts); };
 }
 
 Action add_predict_command(CLI::App& app) {
   auto opts = std::make_shared<ApplyOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "predict", "Write predictions as CSV (linear: prediction; logistic: probability,label)");
+      "predict",
+      "Write predictions as CSV (regression: prediction; binary: probability,label; "
+      "multiclass: label,p0..pK-1)");
   add_common(cmd, *opts);
   cmd->add_option("--out", opts->out, "Predictions CSV to write")->required();
   return [opts] { run_predict(*opts); };

@@ -14,6 +14,7 @@
 #include "dtrain/data/partition.h"
 #include "dtrain/data/shards.h"
 #include "dtrain/error.h"
+#include "dtrain/kernels/gemm.h"
 #include "dtrain/train/trainer.h"
 #include "dtrain/util/atomic_file.h"
 
@@ -23,8 +24,14 @@ namespace {
 
 struct TrainOptions {
   DataRequest data;
+  std::string test_data;
   std::string delimiter = ",";
   std::string model = "linear";
+  std::vector<std::size_t> hidden;
+  std::string activation = "relu";
+  std::string loss = "cross-entropy";
+  std::string init = "auto";
+  std::size_t classes = 0;
   int workers = 1;
   bool workers_given = false;
   std::string backend = "auto";
@@ -37,8 +44,19 @@ struct TrainOptions {
   std::string lr_schedule = "constant";
   int lr_step = 10;
   double lr_gamma = 0.5;
+  double lr_min_factor = 0.0;
+  double warmup_epochs = 0.0;
+  std::string lr_scaling = "none";
   std::optional<double> momentum;
   bool nesterov = false;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double rmsprop_alpha = 0.99;
+  double clip_norm = 0.0;
+  std::optional<bool> train_metrics;
+  int gemm_threads = 1;
   double l2 = 0.0;
   bool standardize = false;
   std::uint64_t seed = 1;
@@ -56,7 +74,7 @@ std::string format_line(const EpochReport& r, int epochs) {
   std::snprintf(head, sizeof head, "epoch %*d/%d  loss %.6g",
                 static_cast<int>(std::to_string(epochs).size()), r.epoch, epochs, r.loss);
   std::string line = head;
-  line += "  train " + metrics_to_text(r.train);
+  if (r.train) line += "  train " + metrics_to_text(*r.train);
   if (r.test) line += "  test " + metrics_to_text(*r.test);
   char tail[64];
   std::snprintf(tail, sizeof tail, "  %.3g samples/s", r.samples_per_s);
@@ -71,41 +89,85 @@ nlohmann::json report_to_json(const EpochReport& r) {
   j["samples_per_s"] = r.samples_per_s;
   j["epoch_s"] = r.epoch_seconds;
   j["elapsed_s"] = r.elapsed_seconds;
-  j["train_rows"] = r.train.rows;
-  for (const auto& [name, value] : r.train.values) j["train_" + name] = value;
-  if (r.test) {
-    j["test_rows"] = r.test->rows;
-    for (const auto& [name, value] : r.test->values) j["test_" + name] = value;
-  }
+  // Flat keys ("test_accuracy") keep the file easy to plot; the confusion
+  // matrix and per-class figures ride along as arrays.
+  const auto add = [&j](const std::string& prefix, const Metrics& m) {
+    j[prefix + "rows"] = m.rows;
+    for (const auto& [name, value] : m.values) j[prefix + name] = json_number(value);
+    if (m.classes > 0) {
+      j[prefix + "confusion"] = m.confusion;
+      j[prefix + "precision"] = json_numbers(m.precision);
+      j[prefix + "recall"] = json_numbers(m.recall);
+    }
+  };
+  if (r.train) add("train_", *r.train);
+  if (r.test) add("test_", *r.test);
   return j;
+}
+
+// --optimizer: "gd" is full-batch gradient descent (with --momentum, heavy
+// ball; with --nesterov, Nesterov); every other name is an update rule
+// applied to mini-batches of --batch-size rows per worker.
+OptimizerConfig make_optimizer_config(const TrainOptions& o, BatchMode& batch_mode) {
+  OptimizerConfig opt;
+  const double momentum = o.momentum.value_or(0.0);
+  if (o.optimizer == "gd") {
+    batch_mode = BatchMode::kFullBatch;
+    opt.kind = o.nesterov ? OptimizerKind::kNesterov
+                          : (momentum > 0 ? OptimizerKind::kMomentum : OptimizerKind::kSgd);
+    opt.momentum = o.nesterov ? o.momentum.value_or(0.9) : momentum;
+  } else {
+    batch_mode = BatchMode::kMiniBatch;
+    opt.kind = parse_optimizer_kind(o.optimizer);
+    if (opt.kind == OptimizerKind::kSgd && (momentum > 0 || o.nesterov)) {
+      opt.kind = o.nesterov ? OptimizerKind::kNesterov : OptimizerKind::kMomentum;
+    } else if (opt.kind == OptimizerKind::kMomentum && o.nesterov) {
+      opt.kind = OptimizerKind::kNesterov;
+    }
+    opt.momentum = o.momentum.value_or(0.9);
+  }
+  opt.beta1 = o.beta1;
+  opt.beta2 = o.beta2;
+  opt.eps = o.eps;
+  opt.weight_decay = o.weight_decay;
+  opt.rmsprop_alpha = o.rmsprop_alpha;
+  if (opt.weight_decay > 0 && opt.kind != OptimizerKind::kAdamW) {
+    throw ConfigError("--weight-decay is AdamW's decoupled decay; use --l2 with " +
+                      std::string(to_string(opt.kind)));
+  }
+  return opt;
 }
 
 TrainConfig make_config(const TrainOptions& o) {
   TrainConfig config;
   config.model = parse_model_kind(o.model);
-  if (o.optimizer == "gd") {
-    config.batch_mode = BatchMode::kFullBatch;
-  } else if (o.optimizer == "sgd") {
-    config.batch_mode = BatchMode::kMiniBatch;
-  } else {
-    throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected gd or sgd)");
-  }
+  config.hidden = o.hidden;
+  config.activation = parse_activation(o.activation);
+  config.loss = parse_network_loss(o.loss);
+  config.init = parse_init_scheme(o.init);
+  config.classes = o.classes;
+  config.optimizer = make_optimizer_config(o, config.batch_mode);
   config.epochs = o.epochs;
   config.batch_size = o.batch_size;
   config.lr.kind = parse_lr_schedule(o.lr_schedule);
   config.lr.base = o.lr;
   config.lr.step_epochs = o.lr_step;
   config.lr.gamma = o.lr_gamma;
-  // Mini-batch SGD without momentum is rarely what anyone wants; full-batch
-  // GD keeps the textbook update unless asked.
-  config.momentum = o.momentum.value_or(config.batch_mode == BatchMode::kMiniBatch ? 0.9 : 0.0);
-  config.nesterov = o.nesterov;
+  config.lr.total_epochs = o.epochs;
+  config.lr.min_factor = o.lr_min_factor;
+  config.lr.warmup_epochs = o.warmup_epochs;
+  config.lr_scaling = parse_lr_scaling(o.lr_scaling);
+  config.clip_norm = o.clip_norm;
   config.l2 = o.l2;
   config.standardize = o.standardize;
   config.seed = o.seed;
   config.test_fraction = o.test_fraction;
   config.tol = o.tol;
   config.eval_every = o.eval_every;
+  // A network's pass over the whole training set costs a third of an epoch;
+  // linear models' is cheap and their train metrics are the usual report.
+  const bool network = config.model == ModelKind::kSoftmax || config.model == ModelKind::kMlp;
+  config.train_metrics = o.train_metrics.value_or(!network);
   return config;
 }
 
@@ -113,7 +175,10 @@ TrainConfig make_config(const TrainOptions& o) {
 struct Job {
   TrainConfig config;
   std::unique_ptr<Partitioner> partitioner;
+  std::string data_path;  // the file, once a shortcut is resolved
   LoadOptions load;
+  std::string test_path;  // empty: no separate test set
+  LoadOptions test_load;
   bool from_shards = false;
   std::string backend;
   int workers = 1;
@@ -123,6 +188,7 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
   Job job;
   job.config = make_config(o);
   if (!(o.comm_timeout_s > 0)) throw ConfigError("--comm-timeout must be positive");
+  if (o.gemm_threads < 1) throw ConfigError("--gemm-threads must be at least 1");
   job.partitioner = make_partitioner(o.partition, o.seed, o.weights);
   job.backend = std::move(backend);
   job.workers = workers;
@@ -134,15 +200,29 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
   job.from_shards = is_shard_directory(o.data.path);
   if (job.from_shards) {
     const ShardManifest manifest = read_manifest(o.data.path);
+    job.data_path = o.data.path;
+    job.load = load_options_for(o.data);
     job.load.format = parse_format(manifest.format);
   } else {
-    job.load.format = resolve_format(o.data);
+    DataRequest resolved = resolve_request(o.data);
+    job.data_path = resolved.path;
+    job.load = load_options_for(resolved);
   }
-  job.load.csv.delimiter = o.data.delimiter;
-  job.load.csv.label = o.data.label;
-  job.load.csv.key_column = o.data.key_column;
-  job.load.csv.label_kind = o.data.label_kind;
-  job.load.libsvm.label_kind = o.data.label_kind;
+  if (!o.test_data.empty()) {
+    if (o.test_fraction > 0) {
+      throw ConfigError("--test-data and --test-fraction exclude each other");
+    }
+    // The test file is read like the training data (same columns and
+    // format unless its name says otherwise), without a partitioning key.
+    DataRequest test = o.data;
+    test.path = o.test_data;
+    test.key_column.clear();
+    if (!o.data.format.empty() && resolve_dataset_shortcut(o.test_data)) test.format.clear();
+    test.labels_path.clear();
+    DataRequest resolved = resolve_request(test);
+    job.test_path = resolved.path;
+    job.test_load = load_options_for(resolved);
+  }
   return job;
 }
 
@@ -167,8 +247,13 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   }
 
   const Dataset shard = job.from_shards
-                            ? load_shard(comm, o.data.path, job.load)
-                            : load_partitioned(comm, o.data.path, job.load, *job.partitioner);
+                            ? load_shard(comm, job.data_path, job.load)
+                            : load_partitioned(comm, job.data_path, job.load, *job.partitioner);
+  // The test set is only evaluated: contiguous ranges balance it best.
+  std::optional<Dataset> test_shard;
+  if (!job.test_path.empty()) {
+    test_shard = load_partitioned(comm, job.test_path, job.test_load, RangePartitioner{});
+  }
   std::uint64_t rows = shard.rows();
   comm.allreduce(std::span<std::uint64_t>(&rows, 1));
   const double load_seconds =
@@ -180,7 +265,7 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
         to_string(job.config.model), static_cast<unsigned long long>(rows), shard.cols(),
         o.data.path.c_str(), load_seconds, comm.size(), comm.backend().c_str(),
         job.from_shards ? "shard directory" : (job.partitioner->name() + " partitioning").c_str(),
-        o.optimizer.c_str());
+        o.optimizer == "gd" ? "full-batch gd" : to_string(job.config.optimizer.kind));
     std::fflush(stdout);
   }
   const auto on_report = [&](const EpochReport& r) {
@@ -190,29 +275,48 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
     }
     if (!o.metrics_out.empty()) metrics_lines += report_to_json(r).dump() + '\n';
   };
-  const TrainResult result = train(comm, shard, job.config, on_report);
+  const TrainResult result =
+      train(comm, shard, test_shard ? &*test_shard : nullptr, job.config, on_report);
   if (!lead) return;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   SavedModel model;
-  model.spec.kind = job.config.model;
-  model.spec.num_features = result.params.size() - 1;
+  const ModelArchitecture& arch = result.architecture;
+  model.spec.kind = arch.kind;
+  model.spec.num_features = arch.features;
+  model.spec.classes = arch.classes;
+  model.spec.hidden = arch.hidden;
+  model.spec.activation = arch.activation;
+  model.spec.loss = arch.loss;
   model.spec.feature_names = shard.feature_names();
+  // Hashed CSV data names its columns; a narrower shard of a LibSVM file
+  // does not know the widest's.
+  // Hashed columns' bucket names ("hash[i]") say nothing a reader needs.
+  if (model.spec.feature_names.size() != arch.features || job.load.csv.hash_dimension > 0) {
+    model.spec.feature_names.clear();
+  }
   model.spec.label_name = shard.label_name();
-  model.spec.input_format = job.load.format == FileFormat::kLibsvm ? "libsvm" : "csv";
+  model.spec.input_format = format_name(job.load.format);
+  model.spec.hashed_columns = job.load.csv.hashed_columns;
+  model.spec.hash_dimension = job.load.csv.hash_dimension;
   model.spec.l2 = job.config.l2;
   nlohmann::json training;
   training["data"] = o.data.path;
   training["backend"] = comm.backend();
   training["workers"] = comm.size();
   training["partition"] = job.from_shards ? "shards" : job.partitioner->name();
-  training["optimizer"] = o.optimizer;
+  training["optimizer"] = to_string(job.config.optimizer.kind);
+  training["batch_mode"] = job.config.batch_mode == BatchMode::kFullBatch ? "full" : "mini-batch";
   training["epochs_run"] = result.epochs_run;
   training["batch_size"] = o.batch_size;
   training["lr"] = o.lr;
   training["lr_schedule"] = o.lr_schedule;
-  training["momentum"] = job.config.momentum;
+  training["momentum"] = job.config.optimizer.momentum;
+  training["lr_scaling"] = o.lr_scaling;
+  training["warmup_epochs"] = o.warmup_epochs;
+  training["clip_norm"] = o.clip_norm;
+  if (!job.test_path.empty()) training["test_data"] = o.test_data;
   training["standardize"] = o.standardize;
   training["seed"] = o.seed;
   training["test_fraction"] = o.test_fraction;
@@ -232,8 +336,10 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
     const EpochReport& last = result.history.back();
     std::printf("done: %d epoch(s)%s in %.3f s; final loss %.9g\n", result.epochs_run,
                 result.stopped_early ? " (converged: --tol reached)" : "", seconds, last.loss);
-    std::printf("train (%llu rows): %s\n", static_cast<unsigned long long>(last.train.rows),
-                metrics_to_text(last.train).c_str());
+    if (last.train) {
+      std::printf("train (%llu rows): %s\n", static_cast<unsigned long long>(last.train->rows),
+                  metrics_to_text(*last.train).c_str());
+    }
     if (last.test) {
       std::printf("test  (%llu rows): %s\n", static_cast<unsigned long long>(last.test->rows),
                   metrics_to_text(*last.test).c_str());
@@ -282,6 +388,8 @@ void run_train_threads(TrainOptions& o) {
 }
 
 void run_train(TrainOptions& o) {
+  if (o.gemm_threads < 1) throw ConfigError("--gemm-threads must be at least 1");
+  kernels::set_gemm_threads(o.gemm_threads);
   if (o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi())) {
     run_train_mpi(o);
   } else if (o.backend == "threads" || o.backend == "auto") {
@@ -305,16 +413,41 @@ Action add_train_command(CLI::App& app) {
       "without dashes (epochs = 100, eval-every = 10, standardize = true); flags given on the\n"
       "command line win over the file. Example: examples/diabetes.toml.");
   cmd->add_option("--data", o.data.path,
-                  "Training data: a CSV (with header) or LibSVM file, or a directory written by "
-                  "dtrain partition (one shard per worker)")
+                  "Training data: a CSV (with header), LibSVM, IDX (optionally gzipped) or .npy "
+                  "file, a directory written by dtrain partition (one shard per worker), or "
+                  "fashion-mnist (Debian's dataset-fashion-mnist, train split)")
       ->required();
-  cmd->add_option("--format", o.data.format, "csv | libsvm (default: from the file name)");
+  cmd->add_option("--format", o.data.format,
+                  "csv | libsvm | idx | npy (default: from the file name)");
+  cmd->add_option("--labels", o.data.labels_path,
+                  "IDX/npy: the labels file (IDX default: the images file's name with "
+                  "labels-idx1 for images-idx3; npy default: the last column)");
+  cmd->add_option("--test-data", o.test_data,
+                  "A separate test set evaluated after each epoch (e.g. fashion-mnist:test)");
   cmd->add_option("--label", o.data.label,
                   "CSV label column: header name or 0-based index (default: last column)");
   cmd->add_option("--delimiter", o.delimiter, "CSV field delimiter (one character or 'tab')")
       ->capture_default_str();
-  cmd->add_option("--model", o.model, "linear (squared loss) | logistic (binary log-loss)")
+  cmd->add_option("--hash-columns", o.data.hashed_columns,
+                  "CSV: categorical columns to feature-hash (makes the data sparse)")
+      ->delimiter(',');
+  cmd->add_option("--hash-dim", o.data.hash_dimension,
+                  "Feature hashing: buckets shared by the hashed columns")
+      ->capture_default_str();
+  cmd->add_option("--model", o.model,
+                  "linear (squared loss) | logistic (binary) | sparse-logistic (binary, CSR) | "
+                  "softmax (multiclass) | mlp")
       ->required();
+  cmd->add_option("--hidden", o.hidden, "mlp: hidden layer widths, e.g. 256,128")->delimiter(',');
+  cmd->add_option("--activation", o.activation, "mlp hidden layers: relu | tanh | sigmoid")
+      ->capture_default_str();
+  cmd->add_option("--loss", o.loss,
+                  "softmax/mlp: cross-entropy | squared (one output, or one-hot with --classes)")
+      ->capture_default_str();
+  cmd->add_option("--init", o.init,
+                  "softmax/mlp weights: auto (He for relu, Xavier otherwise) | he | xavier | zero")
+      ->capture_default_str();
+  cmd->add_option("--classes", o.classes, "softmax/mlp: class count (default: largest label + 1)");
   cmd->add_option("--workers", o.workers,
                   "Number of workers (threads backend; under MPI one worker per process)")
       ->capture_default_str()
@@ -329,21 +462,40 @@ Action add_train_command(CLI::App& app) {
                   "Range partitioning: relative capacity of each worker (one per worker)")
       ->delimiter(',');
   cmd->add_option("--optimizer", o.optimizer,
-                  "gd (full-batch gradient descent) | sgd (mini-batch SGD with momentum)")
+                  "gd (full-batch gradient descent) | mini-batch: sgd | momentum | nesterov | "
+                  "adam | adamw | adagrad | rmsprop")
       ->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Passes over the training data")->capture_default_str();
-  cmd->add_option("--batch-size", o.batch_size, "Rows per worker per step (sgd)")
+  cmd->add_option("--batch-size", o.batch_size, "Rows per worker per step (mini-batch)")
       ->capture_default_str();
   cmd->add_option("--lr", o.lr, "Learning rate")->capture_default_str();
-  cmd->add_option(
-         "--lr-schedule", o.lr_schedule,
-         "constant | step (x gamma every --lr-step epochs) | inverse-sqrt (lr/sqrt(1+epoch))")
+  cmd->add_option("--lr-schedule", o.lr_schedule,
+                  "constant | step (x gamma every --lr-step epochs) | inverse-sqrt "
+                  "(lr/sqrt(1+epoch)) | cosine (to --lr-min-factor x lr at the last epoch)")
       ->capture_default_str();
   cmd->add_option("--lr-step", o.lr_step, "Epochs between decays (step schedule)")
       ->capture_default_str();
   cmd->add_option("--lr-gamma", o.lr_gamma, "Decay factor (step schedule)")->capture_default_str();
-  cmd->add_option("--momentum", o.momentum, "Momentum (default 0 for gd, 0.9 for sgd)");
-  cmd->add_flag("--nesterov", o.nesterov, "Nesterov momentum");
+  cmd->add_option("--lr-min-factor", o.lr_min_factor, "Cosine schedule: final lr / lr")
+      ->capture_default_str();
+  cmd->add_option("--warmup-epochs", o.warmup_epochs,
+                  "Ramp the rate up linearly over this many epochs (fractions allowed)")
+      ->capture_default_str();
+  cmd->add_option("--lr-scaling", o.lr_scaling,
+                  "none | linear (lr x workers: the global batch grows with the workers)")
+      ->capture_default_str();
+  cmd->add_option("--momentum", o.momentum,
+                  "Momentum (momentum/nesterov: default 0.9; gd/sgd: default 0, >0 adds it)");
+  cmd->add_flag("--nesterov", o.nesterov, "Nesterov momentum (with gd, sgd or momentum)");
+  cmd->add_option("--beta1", o.beta1, "Adam/AdamW first-moment decay")->capture_default_str();
+  cmd->add_option("--beta2", o.beta2, "Adam/AdamW second-moment decay")->capture_default_str();
+  cmd->add_option("--eps", o.eps, "Adam/AdamW/RMSProp denominator epsilon")->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->capture_default_str();
+  cmd->add_option("--rmsprop-alpha", o.rmsprop_alpha, "RMSProp smoothing constant")
+      ->capture_default_str();
+  cmd->add_option("--clip-norm", o.clip_norm, "Clip the gradient's global L2 norm to this (0: off)")
+      ->capture_default_str();
   cmd->add_option("--l2", o.l2,
                   "L2 strength X: objective = mean loss + X/2 * ||w||^2 (intercept not penalised)")
       ->capture_default_str();
@@ -360,6 +512,12 @@ Action add_train_command(CLI::App& app) {
          "Stop early when the loss changes by <= tol * max(1, |loss|) between epochs (0: off)")
       ->capture_default_str();
   cmd->add_option("--eval-every", o.eval_every, "Evaluate and report every K epochs")
+      ->capture_default_str();
+  cmd->add_option("--train-metrics", o.train_metrics,
+                  "Evaluate on the training rows too (default: true for linear models, false "
+                  "for softmax/mlp, where it costs a forward pass over the data)");
+  cmd->add_option("--gemm-threads", o.gemm_threads,
+                  "Threads inside each worker's dense kernels (1: one core per worker)")
       ->capture_default_str();
   cmd->add_option("--comm-timeout", o.comm_timeout_s,
                   "Seconds a worker waits on its peers before the job fails")

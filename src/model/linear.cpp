@@ -14,6 +14,12 @@ const char* to_string(ModelKind kind) {
       return "linear";
     case ModelKind::kLogistic:
       return "logistic";
+    case ModelKind::kSparseLogistic:
+      return "sparse-logistic";
+    case ModelKind::kSoftmax:
+      return "softmax";
+    case ModelKind::kMlp:
+      return "mlp";
   }
   return "?";
 }
@@ -21,7 +27,11 @@ const char* to_string(ModelKind kind) {
 ModelKind parse_model_kind(std::string_view name) {
   if (name == "linear") return ModelKind::kLinear;
   if (name == "logistic") return ModelKind::kLogistic;
-  throw ConfigError("unknown model '" + std::string(name) + "' (expected linear or logistic)");
+  if (name == "sparse-logistic") return ModelKind::kSparseLogistic;
+  if (name == "softmax") return ModelKind::kSoftmax;
+  if (name == "mlp") return ModelKind::kMlp;
+  throw ConfigError("unknown model '" + std::string(name) +
+                    "' (expected linear, logistic, sparse-logistic, softmax or mlp)");
 }
 
 namespace {
@@ -99,6 +109,10 @@ class LinearModel final : public Model {
 }  // namespace
 
 std::unique_ptr<Model> make_linear_model(ModelKind kind, std::size_t num_features) {
+  if (kind != ModelKind::kLinear && kind != ModelKind::kLogistic &&
+      kind != ModelKind::kSparseLogistic) {
+    throw ConfigError(std::string("a ") + to_string(kind) + " model is not a linear model");
+  }
   return std::make_unique<LinearModel>(kind, num_features);
 }
 

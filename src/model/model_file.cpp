@@ -92,6 +92,16 @@ nlohmann::json spec_to_json(const ModelSpec& spec) {
   j["label"] = spec.label_name;
   j["input_format"] = spec.input_format;
   j["l2"] = spec.l2;
+  if (spec.architecture().is_network()) {
+    j["classes"] = spec.classes;
+    j["hidden"] = spec.hidden;
+    j["activation"] = to_string(spec.activation);
+    j["loss"] = to_string(spec.loss);
+  }
+  if (spec.hash_dimension > 0) {
+    j["hashed_columns"] = spec.hashed_columns;
+    j["hash_dimension"] = spec.hash_dimension;
+  }
   j["training"] = nlohmann::json::parse(spec.training_json);
   return j;
 }
@@ -106,7 +116,18 @@ ModelSpec spec_from_json(const std::string& text, const Reader& in) {
     spec.label_name = j.at("label").get<std::string>();
     spec.input_format = j.at("input_format").get<std::string>();
     spec.l2 = j.at("l2").get<double>();
+    if (spec.architecture().is_network()) {
+      spec.classes = j.at("classes").get<std::size_t>();
+      spec.hidden = j.at("hidden").get<std::vector<std::size_t>>();
+      spec.activation = parse_activation(j.at("activation").get<std::string>());
+      spec.loss = parse_network_loss(j.at("loss").get<std::string>());
+    }
+    if (j.contains("hash_dimension")) {
+      spec.hash_dimension = j.at("hash_dimension").get<std::size_t>();
+      spec.hashed_columns = j.at("hashed_columns").get<std::vector<std::string>>();
+    }
     spec.training_json = j.at("training").dump();
+    spec.architecture().validate();
   } catch (const nlohmann::json::exception& e) {
     in.fail(std::string("invalid model spec: ") + e.what());
   } catch (const ConfigError& e) {
@@ -117,11 +138,27 @@ ModelSpec spec_from_json(const std::string& text, const Reader& in) {
 
 }  // namespace
 
+ModelArchitecture ModelSpec::architecture() const {
+  ModelArchitecture arch;
+  arch.kind = kind;
+  arch.features = num_features;
+  arch.classes = classes;
+  arch.hidden = hidden;
+  arch.activation = activation;
+  arch.loss = loss;
+  return arch;
+}
+
+std::size_t ModelSpec::num_params() const {
+  const ModelArchitecture arch = architecture();
+  return arch.is_network() ? dtrain::num_params(arch.network_spec()) : num_features + 1;
+}
+
 void save_model(const std::string& path, const SavedModel& model) {
   const auto& spec = model.spec;
-  if (model.params.size() != spec.num_features + 1) {
+  if (model.params.size() != spec.num_params()) {
     throw Error(path + ": internal error: " + std::to_string(model.params.size()) +
-                " parameters for " + std::to_string(spec.num_features) + " features");
+                " parameters for a model of " + std::to_string(spec.num_params()));
   }
   Writer w;
   w.put_bytes(std::string_view(kMagic, sizeof kMagic));
@@ -180,9 +217,9 @@ SavedModel load_model(const std::string& path) {
   // Only now that the checksum holds is the spec worth interpreting.
   model.spec = spec_from_json(spec_text, in);
   const auto d = model.spec.num_features;
-  if (model.params.size() != d + 1) {
-    in.fail("inconsistent model: " + std::to_string(model.params.size()) + " parameters for " +
-            std::to_string(d) + " features");
+  if (model.params.size() != model.spec.num_params()) {
+    in.fail("inconsistent model: " + std::to_string(model.params.size()) + " parameters for a " +
+            to_string(model.spec.kind) + " model of " + std::to_string(model.spec.num_params()));
   }
   if (st_len != 0 && st_len != d) {
     in.fail("inconsistent model: standardizer of length " + std::to_string(st_len) + " for " +

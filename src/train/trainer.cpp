@@ -44,6 +44,13 @@ void validate(const TrainConfig& c) {
   if (c.lr.kind == LrSchedule::Kind::kStep && (c.lr.step_epochs < 1 || !(c.lr.gamma > 0.0))) {
     throw ConfigError("step schedule needs --lr-step >= 1 and --lr-gamma > 0");
   }
+  if (!(c.lr.warmup_epochs >= 0.0) || !std::isfinite(c.lr.warmup_epochs)) {
+    throw ConfigError("--warmup-epochs must be >= 0");
+  }
+  c.optimizer.validate();
+  if (!(c.clip_norm >= 0.0) || !std::isfinite(c.clip_norm)) {
+    throw ConfigError("--clip-norm must be >= 0");
+  }
   if (!(c.l2 >= 0.0) || !std::isfinite(c.l2)) throw ConfigError("--l2 must be >= 0");
   if (!(c.test_fraction >= 0.0 && c.test_fraction < 1.0)) {
     throw ConfigError("--test-fraction must be in [0, 1)");
@@ -52,88 +59,109 @@ void validate(const TrainConfig& c) {
   if (c.eval_every < 1) throw ConfigError("--eval-every must be at least 1");
 }
 
-double l2_norm_squared(std::span<const double> w) {
-  double s = 0.0;
-  for (const double v : w) s += v * v;
-  return s;
+Task task_of(OutputKind kind) {
+  switch (kind) {
+    case OutputKind::kValue:
+      return Task::kRegression;
+    case OutputKind::kProbability:
+      return Task::kBinary;
+    case OutputKind::kClassProbabilities:
+      return Task::kMulticlass;
+  }
+  return Task::kRegression;
 }
 
-}  // namespace
+// The model's metrics over `rows` of every worker.
+template <class T>
+Metrics evaluate_rows(Communicator& comm, TrainableModel<T>& model, std::span<const T> params,
+                      const Dataset& data, std::span<const std::size_t> rows) {
+  const ModelArchitecture& arch = model.architecture();
+  const std::size_t width = arch.output_width();
+  std::vector<double> outputs(rows.size() * width);
+  model.predict(params, data, rows, outputs);
+  std::vector<float> labels(rows.size());
+  const auto all_labels = data.labels();
+  for (std::size_t i = 0; i < rows.size(); ++i) labels[i] = all_labels[rows[i]];
+  return compute_metrics(comm, task_of(arch.output_kind()), width, outputs, labels);
+}
 
-TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& config,
-                  const std::function<void(const EpochReport&)>& on_report) {
-  validate(config);
-  const auto start = Clock::now();
+// The same rows in CSR form, zeros dropped.
+Dataset to_csr(const Dataset& dense) {
+  Dataset sparse = Dataset::sparse(dense.cols());
+  sparse.set_feature_names(dense.feature_names());
+  sparse.set_label_name(dense.label_name());
+  const auto labels = dense.labels();
+  const auto ids = dense.row_ids();
+  std::vector<std::uint32_t> indices;
+  std::vector<float> values;
+  for (std::size_t r = 0; r < dense.rows(); ++r) {
+    const auto x = dense.row(r).dense;
+    indices.clear();
+    values.clear();
+    for (std::size_t j = 0; j < x.size(); ++j) {
+      if (x[j] != 0.0f) {
+        indices.push_back(static_cast<std::uint32_t>(j));
+        values.push_back(x[j]);
+      }
+    }
+    sparse.add_sparse_row(indices, values, labels[r], ids[r]);
+  }
+  return sparse;
+}
 
-  // ---- split this worker's rows into train and test ----------------------
+// What train() prepares before the loop, independent of the parameter type.
+struct Setup {
+  const Dataset* data = nullptr;  // standardised if asked
+  const Dataset* test_data = nullptr;
   std::vector<std::size_t> train_rows;
-  std::vector<std::size_t> test_rows;
-  const auto ids = shard.row_ids();
-  for (std::size_t r = 0; r < shard.rows(); ++r) {
-    (is_test_row(ids[r], config.seed, config.test_fraction) ? test_rows : train_rows).push_back(r);
-  }
-  // [train rows, test rows, feature count] over all workers; the widest
-  // feature count wins (LibSVM shards need not mention the last column).
-  std::vector<std::uint64_t> counts{train_rows.size(), test_rows.size()};
-  comm.allreduce(std::span<std::uint64_t>(counts), ReduceOp::kSum);
-  std::uint64_t cols = shard.cols();
-  comm.allreduce(std::span<std::uint64_t>(&cols, 1), ReduceOp::kMax);
-  if (cols != shard.cols() && !shard.is_sparse()) {
-    throw InputError("rank " + std::to_string(comm.rank()) + ": shard has " +
-                     std::to_string(shard.cols()) + " features, others have " +
-                     std::to_string(cols));
-  }
-  if (counts[0] == 0)
-    throw ConfigError("no training rows (empty data or --test-fraction too high)");
+  std::vector<std::size_t> test_rows;  // rows of *test_data
+  std::uint64_t global_train_rows = 0;
+  std::uint64_t global_test_rows = 0;
+};
 
-  TrainResult result;
-  result.train_rows = counts[0];
-  result.test_rows = counts[1];
-
-  // ---- features: optionally standardised with global statistics ----------
-  Dataset standardized;
-  const Dataset* data = &shard;
-  if (config.standardize) {
-    result.standardizer = Standardizer::fit(comm, shard, train_rows);
-    standardized = result.standardizer.apply(shard);
-    data = &standardized;
-  }
-
-  const auto model = make_linear_model(config.model, cols);
-  const std::size_t num_params = model->num_params();
-  // Convex models: zeros are as good a start as any, and keep every worker
-  // (and every run) identical without a broadcast.
-  result.params.assign(num_params, 0.0);
-  auto params = std::span<double>(result.params);
-  auto weights = params.first(cols);
-  const auto optimizer = make_optimizer(config.momentum, config.nesterov);
+template <class T>
+void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
+              TrainableModel<T>& model, TrainResult& result, Clock::time_point start,
+              const std::function<void(const EpochReport&)>& on_report) {
+  const Dataset& data = *setup.data;
+  const std::size_t num_params = model.num_params();
+  std::vector<T> params(num_params);
+  model.init(params, config.seed);
+  const auto optimizer = make_optimizer<T>(config.optimizer);
   AllreduceSync sync;
 
-  // One buffer per step: [gradient sums (P), loss sum, row count].
-  std::vector<double> sums(num_params + 2);
-  auto grad = std::span<double>(sums).first(num_params);
+  // One buffer per step: [gradient sums (P), loss sum, row count], so one
+  // collective moves everything whatever the model size.
+  std::vector<T> sums(num_params + 2);
+  auto grad = std::span<T>(sums).first(num_params);
 
   // Mini-batch: every worker takes the same number of steps per epoch (the
   // largest shard decides); a worker whose rows run out contributes empty
   // batches, so each row is still seen exactly once per epoch.
   std::uint64_t steps_per_epoch = 1;
   if (config.batch_mode == BatchMode::kMiniBatch) {
-    steps_per_epoch = (train_rows.size() + config.batch_size - 1) / config.batch_size;
+    steps_per_epoch = (setup.train_rows.size() + config.batch_size - 1) / config.batch_size;
     comm.allreduce(std::span<std::uint64_t>(&steps_per_epoch, 1), ReduceOp::kMax);
   }
+  LrSchedule schedule = config.lr;
+  if (config.batch_mode == BatchMode::kMiniBatch) {
+    schedule.base = scaled_learning_rate(config.lr.base, config.lr_scaling,
+                                         config.batch_size * static_cast<std::size_t>(comm.size()),
+                                         config.batch_size);
+  }
 
-  std::vector<std::size_t> order = train_rows;
+  std::vector<std::size_t> order = setup.train_rows;
   double previous_loss = std::numeric_limits<double>::quiet_NaN();
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
-    const double lr = config.lr.at(epoch);
     const auto epoch_start = Clock::now();
     if (config.batch_mode == BatchMode::kMiniBatch) {
-      order = train_rows;
+      order = setup.train_rows;
       seeded_shuffle(order, mix64(config.seed) ^ mix64((static_cast<std::uint64_t>(epoch) << 20) +
                                                        static_cast<std::uint64_t>(comm.rank())));
     }
     double weighted_loss = 0.0;
     double rows_seen = 0.0;
+    double lr = schedule.at_step(epoch, 0, steps_per_epoch);
     for (std::uint64_t step = 0; step < steps_per_epoch; ++step) {
       std::span<const std::size_t> batch(order);
       if (config.batch_mode == BatchMode::kMiniBatch) {
@@ -141,16 +169,20 @@ TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& c
         const std::size_t end = std::min(order.size(), begin + config.batch_size);
         batch = batch.subspan(begin, end - begin);
       }
-      std::fill(sums.begin(), sums.end(), 0.0);
-      sums[num_params] = model->accumulate_gradient(params, *data, batch, grad);
-      sums[num_params + 1] = static_cast<double>(batch.size());
-      sync.combine(comm, sums);
-      const double n = sums[num_params + 1];
+      std::fill(sums.begin(), sums.end(), T{0});
+      const double local_loss = model.accumulate_gradient(params, data, batch, grad);
+      sums[num_params] = static_cast<T>(local_loss);
+      sums[num_params + 1] = static_cast<T>(batch.size());
+      sync.combine(comm, std::span<T>(sums));
+      const double n = static_cast<double>(sums[num_params + 1]);
       if (n == 0) continue;
-      for (double& g : grad) g /= n;
-      // Objective = mean loss + l2/2 ||w||^2; the intercept is not penalised.
-      const double objective = sums[num_params] / n + 0.5 * config.l2 * l2_norm_squared(weights);
-      for (std::size_t j = 0; j < cols; ++j) grad[j] += config.l2 * weights[j];
+      const T inv_n = static_cast<T>(1.0 / n);
+      for (T& g : grad) g *= inv_n;
+      // Objective = mean loss + l2/2 ||w||^2; biases are not penalised.
+      const double objective =
+          static_cast<double>(sums[num_params]) / n + model.add_l2(params, config.l2, grad);
+      if (config.clip_norm > 0) clip_by_global_norm<T>(grad, config.clip_norm);
+      lr = schedule.at_step(epoch, step, steps_per_epoch);
       optimizer->step(params, grad, lr);
       weighted_loss += objective * n;
       rows_seen += n;
@@ -164,7 +196,8 @@ TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& c
         std::abs(loss - previous_loss) <= config.tol * std::max(1.0, std::abs(previous_loss));
     if (!std::isfinite(loss)) {
       throw Error("training diverged at epoch " + std::to_string(epoch + 1) + " (loss is " +
-                  std::to_string(loss) + "); lower --lr or --standardize");
+                  std::to_string(loss) + "); lower --lr" +
+                  (config.standardize ? "" : " or --standardize"));
     }
     previous_loss = loss;
     const bool last = converged || epoch + 1 == config.epochs;
@@ -175,8 +208,13 @@ TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& c
       report.lr = lr;
       report.epoch_seconds = step_seconds;
       report.samples_per_s = step_seconds > 0 ? rows_seen / step_seconds : 0.0;
-      report.train = evaluate(comm, *model, params, *data, train_rows);
-      if (counts[1] > 0) report.test = evaluate(comm, *model, params, *data, test_rows);
+      const std::span<const T> p(params);
+      if (config.train_metrics) {
+        report.train = evaluate_rows<T>(comm, model, p, data, setup.train_rows);
+      }
+      if (setup.global_test_rows > 0) {
+        report.test = evaluate_rows<T>(comm, model, p, *setup.test_data, setup.test_rows);
+      }
       report.elapsed_seconds = seconds_since(start);
       if (comm.rank() == 0 && on_report) on_report(report);
       result.history.push_back(std::move(report));
@@ -185,6 +223,114 @@ TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& c
       result.stopped_early = true;
       break;
     }
+  }
+  result.params.assign(params.begin(), params.end());
+}
+
+}  // namespace
+
+TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& config,
+                  const std::function<void(const EpochReport&)>& on_report) {
+  return train(comm, shard, nullptr, config, on_report);
+}
+
+TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_shard,
+                  const TrainConfig& config,
+                  const std::function<void(const EpochReport&)>& on_report) {
+  validate(config);
+  if (test_shard != nullptr && config.test_fraction > 0) {
+    throw ConfigError("a separate test set and --test-fraction exclude each other");
+  }
+  const auto start = Clock::now();
+  Setup setup;
+
+  // ---- split this worker's rows into train and test ----------------------
+  const auto ids = shard.row_ids();
+  for (std::size_t r = 0; r < shard.rows(); ++r) {
+    (is_test_row(ids[r], config.seed, config.test_fraction) ? setup.test_rows : setup.train_rows)
+        .push_back(r);
+  }
+  if (test_shard != nullptr) {
+    setup.test_rows.resize(test_shard->rows());
+    std::iota(setup.test_rows.begin(), setup.test_rows.end(), std::size_t{0});
+  }
+  // [train rows, test rows] over all workers, and the widest feature count
+  // (LibSVM shards need not mention the last column) and the largest label.
+  std::vector<std::uint64_t> counts{setup.train_rows.size(), setup.test_rows.size()};
+  comm.allreduce(std::span<std::uint64_t>(counts), ReduceOp::kSum);
+  std::uint64_t cols = shard.cols();
+  if (test_shard != nullptr) cols = std::max<std::uint64_t>(cols, test_shard->cols());
+  comm.allreduce(std::span<std::uint64_t>(&cols, 1), ReduceOp::kMax);
+  if (cols != shard.cols() && !shard.is_sparse()) {
+    throw InputError("rank " + std::to_string(comm.rank()) + ": shard has " +
+                     std::to_string(shard.cols()) + " features, others have " +
+                     std::to_string(cols));
+  }
+  if (counts[0] == 0)
+    throw ConfigError("no training rows (empty data or --test-fraction too high)");
+  setup.global_train_rows = counts[0];
+  setup.global_test_rows = counts[1];
+
+  TrainResult result;
+  result.train_rows = counts[0];
+  result.test_rows = counts[1];
+  ModelArchitecture& arch = result.architecture;
+  arch.kind = config.model;
+  arch.features = cols;
+  arch.hidden = config.hidden;
+  arch.activation = config.activation;
+  arch.loss = config.loss;
+  if (arch.is_network()) {
+    // Cross-entropy: as many classes as the largest label says, unless
+    // given. Squared loss: one regression output unless a class count asks
+    // for one-hot targets.
+    arch.classes = config.classes;
+    if (arch.classes == 0 && arch.loss == NetworkLoss::kSquared) arch.classes = 1;
+    if (arch.classes == 0) {
+      double largest = 0.0;
+      for (const float y : shard.labels()) largest = std::max(largest, static_cast<double>(y));
+      comm.allreduce(std::span<double>(&largest, 1), ReduceOp::kMax);
+      arch.classes = static_cast<std::size_t>(largest) + 1;
+    }
+  }
+  arch.validate();
+
+  // ---- features: optionally standardised with global statistics, and in
+  // CSR form for the sparse model ------------------------------------------
+  Dataset prepared;
+  Dataset prepared_test;
+  setup.data = &shard;
+  setup.test_data = test_shard != nullptr ? test_shard : &shard;
+  if (config.standardize) {
+    result.standardizer = Standardizer::fit(comm, shard, setup.train_rows);
+    prepared = result.standardizer.apply(shard);
+    setup.data = &prepared;
+    if (test_shard != nullptr) {
+      prepared_test = result.standardizer.apply(*test_shard);
+      setup.test_data = &prepared_test;
+    } else {
+      setup.test_data = &prepared;
+    }
+  }
+  if (arch.kind == ModelKind::kSparseLogistic) {
+    if (!setup.data->is_sparse()) {
+      prepared = to_csr(*setup.data);
+      setup.data = &prepared;
+    }
+    if (test_shard == nullptr) {
+      setup.test_data = setup.data;
+    } else if (!setup.test_data->is_sparse()) {
+      prepared_test = to_csr(*setup.test_data);
+      setup.test_data = &prepared_test;
+    }
+  }
+
+  if (arch.is_network()) {
+    const auto model = make_network_trainable<float>(arch);
+    run_loop<float>(comm, config, setup, *model, result, start, on_report);
+  } else {
+    const auto model = make_linear_trainable(arch);
+    run_loop<double>(comm, config, setup, *model, result, start, on_report);
   }
   return result;
 }

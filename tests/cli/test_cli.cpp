@@ -245,7 +245,7 @@ TEST_F(CliTest, BadArguments) {
   expect_failure(base + "--model linear --lr -1", {"--lr"});
   expect_failure(base + "--model linear --test-fraction 1.5", {"--test-fraction"});
   expect_failure(base + "--model linear --epochs 0", {"--epochs"});
-  expect_failure(base + "--model linear --optimizer adam", {"adam"});
+  expect_failure(base + "--model linear --optimizer adamax", {"adamax"});
   expect_failure(base + "--model linear --weights 1,2 --workers 3", {"weight"});
   expect_failure(base + "--model linear --frobnicate", {"frobnicate"});
   expect_failure(base + "--model linear --momentum 1.5", {"momentum"});
@@ -256,6 +256,121 @@ TEST_F(CliTest, BadArguments) {
   write("bad.toml", "epochs = 3\nfrobnicate = 1\n");
   expect_failure(base + "--model linear --config bad.toml", {"frobnicate"});
   expect_failure("partition --data " + kData + "diabetes.csv --parts 0 --out s", {"--parts"});
+}
+
+TEST_F(CliTest, NetworkModelsBadArguments) {
+  const std::string base = "train --data " + kData + "diabetes.csv --label target --out m.model ";
+  expect_failure(base + "--model mlp", {"--hidden"});
+  expect_failure(base + "--model mlp --hidden 8 --activation swish", {"swish"});
+  expect_failure(base + "--model softmax --hidden 8", {"hidden"});
+  expect_failure(base + "--model linear --hidden 8", {"--hidden"});
+  expect_failure(base + "--model mlp --hidden 8 --loss hinge", {"hinge"});
+  expect_failure(base + "--model linear --optimizer momentum --weight-decay 0.1", {"weight-decay"});
+  expect_failure(base + "--model linear --lr-scaling square", {"square"});
+  expect_failure(base + "--model linear --lr-schedule cosine --warmup-epochs -1", {"warmup"});
+  expect_failure(base + "--model linear --clip-norm -2", {"--clip-norm"});
+  // Body mass index is not a class id.
+  expect_failure("train --data " + kData + "diabetes.csv --label bmi --out m.model --model softmax",
+                 {"diabetes.csv", "class"});
+}
+
+TEST_F(CliTest, MissingDatasetSaysHowToInstallIt) {
+  const std::string cmd = "DTRAIN_DATASETS_DIR='" + (dir_ / "none").string() +
+                          "' '" DTRAIN_CLI
+                          "' train --data fashion-mnist --model softmax --out m.model";
+  const auto before = files();
+  const int raw = std::system(("cd '" + dir_.string() + "' && " + cmd + " > err.txt 2>&1").c_str());
+  const std::string err = slurp(dir_ / "err.txt");
+  fs::remove(dir_ / "err.txt");
+  EXPECT_EQ(WEXITSTATUS(raw), 2);
+  EXPECT_NE(err.find("apt-get install dataset-fashion-mnist"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_EQ(files(), before);
+}
+
+// Softmax/MLP end to end on Fashion-MNIST: the metrics file, eval on the test
+// split agreeing with the last epoch's test metrics, predict and inspect.
+TEST_F(CliTest, FashionMnistMlpTrainEvalPredictInspect) {
+  const CliRun t =
+      run("train --data fashion-mnist --test-data fashion-mnist:test --model mlp --hidden 32 "
+          "--optimizer momentum --lr 0.05 --batch-size 128 --epochs 2 --workers 2 --out f.model "
+          "--metrics-out f.jsonl");
+  ASSERT_EQ(t.status, 0) << t.err;
+  std::ifstream lines(dir_ / "f.jsonl");
+  std::vector<nlohmann::json> epochs;
+  for (std::string line; std::getline(lines, line);) epochs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(epochs.size(), 2u);
+  for (const auto& e : epochs) {
+    for (const char* key : {"epoch", "loss", "samples_per_s", "test_accuracy", "test_top5",
+                            "test_logloss", "test_confusion", "test_precision", "test_recall"}) {
+      EXPECT_TRUE(e.contains(key)) << key;
+    }
+    EXPECT_GT(e["samples_per_s"].get<double>(), 0.0);
+    EXPECT_EQ(e["test_confusion"].size(), 100u);
+    EXPECT_FALSE(e.contains("train_accuracy"));  // off by default for networks
+  }
+  const double accuracy = epochs.back()["test_accuracy"].get<double>();
+  EXPECT_GT(accuracy, 0.8);
+
+  const CliRun ev = run("eval --model f.model --data fashion-mnist:test --json");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  const auto m = nlohmann::json::parse(ev.out);
+  EXPECT_EQ(m["rows"].get<int>(), 10000);
+  EXPECT_DOUBLE_EQ(m["accuracy"].get<double>(), accuracy);
+  // Summed over one worker here, two in training: equal up to rounding.
+  EXPECT_NEAR(m["logloss"].get<double>(), epochs.back()["test_logloss"].get<double>(), 1e-9);
+  std::uint64_t total = 0;
+  std::uint64_t diagonal = 0;
+  for (std::size_t i = 0; i < 100; ++i) {
+    total += m["confusion"][i].get<std::uint64_t>();
+    if (i % 11 == 0) diagonal += m["confusion"][i].get<std::uint64_t>();
+  }
+  EXPECT_EQ(total, 10000u);
+  EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 10000.0, accuracy);
+  const CliRun text = run("eval --model f.model --data fashion-mnist:test");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("top5"), std::string::npos);
+
+  ASSERT_EQ(run("predict --model f.model --data fashion-mnist:test --out p.csv").status, 0);
+  std::ifstream preds(dir_ / "p.csv");
+  std::string header;
+  std::getline(preds, header);
+  EXPECT_EQ(header, "label,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9");
+  std::size_t rows = 0;
+  for (std::string line; std::getline(preds, line);) ++rows;
+  EXPECT_EQ(rows, 10000u);
+
+  const CliRun in = run("inspect f.model --json");
+  ASSERT_EQ(in.status, 0) << in.err;
+  const auto spec = nlohmann::json::parse(in.out);
+  EXPECT_EQ(spec["model"], "mlp");
+  EXPECT_EQ(spec["classes"].get<int>(), 10);
+  EXPECT_EQ(spec["num_params"].get<int>(), 784 * 32 + 32 + 32 * 10 + 10);
+}
+
+// Sparse logistic regression over feature-hashed categorical columns, from
+// training to evaluation on the same file.
+TEST_F(CliTest, SparseLogisticOnHashedCsv) {
+  std::string csv = "colour,size,weight,label\n";
+  const char* colours[] = {"red", "green", "blue", "amber"};
+  for (int i = 0; i < 200; ++i) {
+    const std::string colour = colours[i % 4];
+    csv += colour + "," + (i % 3 == 0 ? "small" : "large") + "," + std::to_string(i % 7) + "," +
+           (colour == "red" || colour == "amber" ? "1" : "0") + "\n";
+  }
+  write("shop.csv", csv);
+  const CliRun t =
+      run("train --data shop.csv --label label --model sparse-logistic --hash-columns colour,size "
+          "--hash-dim 64 --optimizer gd --lr 1 --momentum 0.9 --epochs 200 --eval-every 200 "
+          "--out s.model");
+  ASSERT_EQ(t.status, 0) << t.err;
+  const CliRun ev = run("eval --model s.model --data shop.csv --json");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(ev.out)["accuracy"].get<double>(), 1.0);
+  expect_failure(
+      "train --data shop.csv --label label --model sparse-logistic --hash-columns "
+      "flavour --out s2.model",
+      {"flavour"});
 }
 
 }  // namespace

@@ -106,7 +106,8 @@ TrainConfig diabetes_gd() {
   c.standardize = true;
   c.epochs = 3000;
   c.lr.base = 0.3;
-  c.momentum = 0.9;
+  c.optimizer.kind = OptimizerKind::kMomentum;
+  c.optimizer.momentum = 0.9;
   c.eval_every = 1000;
   return c;
 }
@@ -138,7 +139,7 @@ TEST_P(DiabetesGdTest, TenWorkersReachTheOlsOptimum) {
   const auto raw = r.standardizer.to_raw_linear(r.params);
   expect_relative(raw, kDiabetesOls, 1e-3, "vs published OLS");
   expect_relative(raw, ols_direct(data), 1e-3, "vs direct OLS");
-  const Metrics& m = r.history.back().train;
+  const Metrics& m = r.history.back().train.value();
   EXPECT_NEAR(m.at("r2"), 0.5177484222203498, 1e-4);
   EXPECT_NEAR(m.at("mse"), 2859.6963475867506, 2859.7 * 1e-4);
   EXPECT_EQ(m.rows, 442u);
@@ -183,11 +184,12 @@ TEST(SgdTest, MiniBatchSgdGetsCloseToTheOptimum) {
   c.epochs = 60;
   c.lr.base = 0.01;
   c.lr.kind = LrSchedule::Kind::kInverseSqrt;
-  c.momentum = 0.9;
+  c.optimizer.kind = OptimizerKind::kMomentum;
+  c.optimizer.momentum = 0.9;
   c.eval_every = 60;
   const TrainResult r = train_on(diabetes(), 4, "shuffle", c);
   // Within 2% of the optimal training MSE.
-  EXPECT_LT(r.history.back().train.at("mse"), 2859.6963475867506 * 1.02);
+  EXPECT_LT(r.history.back().train->at("mse"), 2859.6963475867506 * 1.02);
 }
 
 TEST(LogisticTest, BreastCancerReachesReferenceAccuracy) {
@@ -201,10 +203,11 @@ TEST(LogisticTest, BreastCancerReachesReferenceAccuracy) {
   c.l2 = 1.0 / 569.0;  // scikit-learn's C = 1 on the summed loss
   c.epochs = 3000;
   c.lr.base = 1.0;
-  c.momentum = 0.9;
+  c.optimizer.kind = OptimizerKind::kMomentum;
+  c.optimizer.momentum = 0.9;
   c.eval_every = 3000;
   const TrainResult r = train_on(data, 4, "range", c);
-  EXPECT_NEAR(r.history.back().train.at("accuracy"), 0.98770, 0.005);
+  EXPECT_NEAR(r.history.back().train->at("accuracy"), 0.98770, 0.005);
 }
 
 TEST(LogisticTest, HeartScaleReachesReferenceAccuracy) {
@@ -216,10 +219,11 @@ TEST(LogisticTest, HeartScaleReachesReferenceAccuracy) {
   c.l2 = 1.0 / 270.0;
   c.epochs = 3000;
   c.lr.base = 1.0;
-  c.momentum = 0.9;
+  c.optimizer.kind = OptimizerKind::kMomentum;
+  c.optimizer.momentum = 0.9;
   c.eval_every = 3000;
   const TrainResult r = train_on(data, 4, "hash", c);
-  EXPECT_NEAR(r.history.back().train.at("accuracy"), 0.84444, 0.005);
+  EXPECT_NEAR(r.history.back().train->at("accuracy"), 0.84444, 0.005);
 }
 
 TEST(SplitTest, TestRowsDependOnSeedAndRowIdOnly) {
@@ -244,7 +248,7 @@ TEST(TrainerTest, EarlyStopOnTolerance) {
   const TrainResult r = train_on(diabetes(), 3, "range", c);
   EXPECT_TRUE(r.stopped_early);
   EXPECT_LT(r.epochs_run, 100000);
-  EXPECT_NEAR(r.history.back().train.at("r2"), 0.5177484222203498, 1e-4);
+  EXPECT_NEAR(r.history.back().train->at("r2"), 0.5177484222203498, 1e-4);
 }
 
 TEST(TrainerTest, MoreWorkersThanRows) {
@@ -264,7 +268,7 @@ TEST(TrainerTest, MoreWorkersThanRows) {
 TEST(TrainerTest, DivergenceIsReported) {
   TrainConfig c = diabetes_gd();
   c.standardize = false;
-  c.momentum = 0.0;
+  c.optimizer.kind = OptimizerKind::kSgd;
   c.lr.base = 1.0;
   EXPECT_THROW(train_on(diabetes(), 2, "range", c), Error);
 }
@@ -296,8 +300,8 @@ TEST(MetricsTest, DistributedMetricsEqualSingleWorker) {
   c.epochs = 20;
   c.lr.base = 0.5;
   c.eval_every = 20;
-  const Metrics one = train_on(data, 1, "range", c).history.back().train;
-  const Metrics many = train_on(data, 5, "hash", c).history.back().train;
+  const Metrics one = train_on(data, 1, "range", c).history.back().train.value();
+  const Metrics many = train_on(data, 5, "hash", c).history.back().train.value();
   for (const char* name : {"accuracy", "logloss", "auc"}) {
     EXPECT_NEAR(one.at(name), many.at(name), 1e-9) << name;
   }

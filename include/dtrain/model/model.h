@@ -18,10 +18,17 @@
 
 namespace dtrain {
 
-enum class ModelKind { kLinear, kLogistic };
+enum class ModelKind {
+  kLinear,          // linear regression, squared loss
+  kLogistic,        // binary logistic regression
+  kSparseLogistic,  // binary logistic regression on CSR rows (hashed or LibSVM features)
+  kSoftmax,         // multinomial logistic regression (a network without hidden layers)
+  kMlp,             // multilayer perceptron
+};
 
 const char* to_string(ModelKind kind);
-// "linear" | "logistic"; ConfigError otherwise.
+// "linear" | "logistic" | "sparse-logistic" | "softmax" | "mlp"; ConfigError
+// otherwise.
 ModelKind parse_model_kind(std::string_view name);
 
 class Model {
@@ -48,7 +55,10 @@ class Model {
 // Linear models over d features: params = [w_0 .. w_{d-1}, b] (d + 1 values),
 // output f(x) = w.x + b.
 //   kLinear:   per-row loss 0.5 * (f - y)^2            (so the mean is MSE / 2)
-//   kLogistic: per-row loss log(1 + e^f) - y * f, y in {0, 1}
+//   kLogistic, kSparseLogistic:
+//              per-row loss log(1 + e^f) - y * f, y in {0, 1}
+// The row arithmetic visits only a sparse row's stored entries, so on CSR
+// data a gradient costs O(non-zeros), not O(rows x features).
 std::unique_ptr<Model> make_linear_model(ModelKind kind, std::size_t num_features);
 
 // The index of the intercept in a linear model's parameter buffer.

@@ -5,7 +5,9 @@
 //              u32       format version (kModelFormatVersion)
 //              u32       spec length L
 //              L bytes   spec, UTF-8 JSON: model kind, feature count and names,
-//                        label name, l2, training options (informational)
+//                        label name, l2, the network's shape (classes, hidden
+//                        widths, activation, loss) and training options
+//                        (informational)
 //              u64       parameter count P
 //              P x f64   parameters, in the standardised feature space when
 //                        the model was trained with standardisation
@@ -22,6 +24,7 @@
 
 #include "dtrain/model/model.h"
 #include "dtrain/model/standardizer.h"
+#include "dtrain/model/trainable.h"
 
 namespace dtrain {
 
@@ -32,11 +35,23 @@ struct ModelSpec {
   std::uint64_t num_features = 0;
   std::vector<std::string> feature_names;  // empty for LibSVM-trained models
   std::string label_name;
-  std::string input_format;  // "csv" | "libsvm"
+  std::string input_format;  // "csv" | "libsvm" | "idx" | "npy"
   double l2 = 0.0;
+  // Networks (softmax, mlp) only.
+  std::size_t classes = 0;
+  std::vector<std::size_t> hidden;
+  Activation activation = Activation::kRelu;
+  NetworkLoss loss = NetworkLoss::kSoftmaxCrossEntropy;
+  // Feature hashing of categorical CSV columns, as at training time.
+  std::vector<std::string> hashed_columns;
+  std::size_t hash_dimension = 0;
   // Free-form description of how the model was trained (options, workers);
   // shown by `dtrain inspect`, never interpreted.
   std::string training_json = "{}";
+
+  ModelArchitecture architecture() const;
+  // Parameters this spec's model has.
+  std::size_t num_params() const;
 };
 
 struct SavedModel {
@@ -44,7 +59,7 @@ struct SavedModel {
   std::vector<double> params;
   Standardizer standardizer;
 
-  // Parameters in raw (unstandardised) feature units.
+  // A linear model's parameters in raw (unstandardised) feature units.
   std::vector<double> raw_params() const { return standardizer.to_raw_linear(params); }
 };
 

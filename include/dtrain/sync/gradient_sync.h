@@ -19,7 +19,9 @@ class GradientSync {
   virtual ~GradientSync() = default;
   virtual std::string name() const = 0;
   // In place: local sums in, global sums out (identical on every worker).
+  // Linear models combine double sums, networks float32 ones.
   virtual void combine(Communicator& comm, std::span<double> sums) = 0;
+  virtual void combine(Communicator& comm, std::span<float> sums) = 0;
 };
 
 // Bulk-synchronous parallel over a peer-to-peer allreduce: every worker
@@ -28,6 +30,9 @@ class AllreduceSync final : public GradientSync {
  public:
   std::string name() const override { return "bsp"; }
   void combine(Communicator& comm, std::span<double> sums) override {
+    comm.allreduce(sums, ReduceOp::kSum);
+  }
+  void combine(Communicator& comm, std::span<float> sums) override {
     comm.allreduce(sums, ReduceOp::kSum);
   }
 };

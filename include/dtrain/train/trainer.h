@@ -3,6 +3,8 @@
 // Every worker runs train() on its own shard (SPMD). Each step it computes the
 // gradient of its rows, the sync strategy sums gradients over workers, and
 // every worker applies the identical update, so replicas never diverge.
+// Linear models train in double precision; networks (softmax, MLP) in float32,
+// with their gradient moved by one float allreduce per step.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "dtrain/data/dataset.h"
 #include "dtrain/model/model.h"
 #include "dtrain/model/standardizer.h"
+#include "dtrain/model/trainable.h"
 #include "dtrain/optim/optimizer.h"
 #include "dtrain/train/metrics.h"
 
@@ -27,13 +30,25 @@ enum class BatchMode {
 
 struct TrainConfig {
   ModelKind model = ModelKind::kLinear;
+  // Networks: hidden layer widths (mlp), their activation, the loss, the
+  // initialisation and the class count (0: one more than the largest label
+  // over all workers).
+  std::vector<std::size_t> hidden;
+  Activation activation = Activation::kRelu;
+  NetworkLoss loss = NetworkLoss::kSoftmaxCrossEntropy;
+  InitScheme init = InitScheme::kAuto;
+  std::size_t classes = 0;
   BatchMode batch_mode = BatchMode::kFullBatch;
   int epochs = 100;
   std::size_t batch_size = 32;  // per worker, mini-batch only
+  // The rate moves every step: lr.at(epoch + fraction of the epoch done).
   LrSchedule lr;
-  double momentum = 0.0;
-  bool nesterov = false;
-  double l2 = 0.0;  // objective = mean loss + l2/2 * ||w||^2 (intercept unpenalised)
+  // kLinear multiplies lr.base by the number of workers in mini-batch mode:
+  // the global batch is workers x batch_size and the rate was tuned for one.
+  LrScaling lr_scaling = LrScaling::kNone;
+  OptimizerConfig optimizer;  // kind kSgd: plain (stochastic) gradient descent
+  double clip_norm = 0.0;     // > 0: clip the global gradient norm to this
+  double l2 = 0.0;            // objective = mean loss + l2/2 * ||w||^2 (biases unpenalised)
   bool standardize = false;
   std::uint64_t seed = 1;
   double test_fraction = 0.0;
@@ -42,20 +57,26 @@ struct TrainConfig {
   double tol = 0.0;
   // Evaluate (and report) every this many epochs, and always at the last.
   int eval_every = 1;
+  // Whether evaluations include metrics over the training rows (a forward
+  // pass over the whole training set: cheap for linear models, a third of an
+  // epoch's work for a network).
+  bool train_metrics = true;
 };
 
 struct EpochReport {
   int epoch = 0;      // 1-based
   double loss = 0.0;  // training objective (mean over the epoch's steps for SGD)
   double lr = 0.0;
-  double samples_per_s = 0.0;  // training rows per second of step time, all workers
-  double epoch_seconds = 0.0;
-  double elapsed_seconds = 0.0;
-  Metrics train;
-  std::optional<Metrics> test;
+  double samples_per_s = 0.0;    // training rows per second of step time, all workers
+  double epoch_seconds = 0.0;    // training steps only, evaluation excluded
+  double elapsed_seconds = 0.0;  // since train() started, evaluations included
+  std::optional<Metrics> train;  // when TrainConfig::train_metrics
+  std::optional<Metrics> test;   // when there are test rows
 };
 
 struct TrainResult {
+  ModelArchitecture architecture;  // with the class count found in the labels
+  // Networks' float32 parameters are widened (exactly) to double.
   std::vector<double> params;  // in the standardised space if standardize
   Standardizer standardizer;
   std::vector<EpochReport> history;  // evaluated epochs only
@@ -72,6 +93,13 @@ bool is_test_row(std::uint64_t row_id, std::uint64_t seed, double test_fraction)
 
 // Collective. `on_report` is called on rank 0 only, after each evaluation.
 TrainResult train(Communicator& comm, const Dataset& shard, const TrainConfig& config,
+                  const std::function<void(const EpochReport&)>& on_report = {});
+
+// The same with a separate test set (each worker passes its part; it may be
+// empty on some): all of `test_shard`'s rows are test rows, and
+// config.test_fraction must be 0.
+TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_shard,
+                  const TrainConfig& config,
                   const std::function<void(const EpochReport&)>& on_report = {});
 
 }  // namespace dtrain

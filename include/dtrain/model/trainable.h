@@ -1,0 +1,84 @@
+// A model of any kind as the trainer, the evaluator and the CLI see it.
+//
+// Two families sit behind one interface: the convex linear models (linear,
+// logistic, sparse logistic) over double-precision parameters, whose row-wise
+// arithmetic works on dense and CSR rows alike, and the neural networks
+// (softmax regression, MLPs) over float32 parameters, whose batches run on the
+// GEMM kernels. The parameter scalar is a template argument so that one
+// training loop serves both without converting the hot path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dtrain/data/dataset.h"
+#include "dtrain/model/model.h"
+#include "dtrain/model/network.h"
+
+namespace dtrain {
+
+// What the model's outputs mean, which decides the metrics.
+enum class OutputKind {
+  kValue,               // one predicted value per row (regression)
+  kProbability,         // P(label = 1) per row (binary)
+  kClassProbabilities,  // one probability per class per row (multiclass)
+};
+
+// Everything needed to rebuild a model's arithmetic: saved in model files.
+struct ModelArchitecture {
+  ModelKind kind = ModelKind::kLinear;
+  std::size_t features = 0;
+  // Networks only.
+  std::size_t classes = 0;  // softmax / MLP with cross-entropy: class count
+  std::vector<std::size_t> hidden;
+  Activation activation = Activation::kRelu;
+  NetworkLoss loss = NetworkLoss::kSoftmaxCrossEntropy;
+
+  bool is_network() const { return kind == ModelKind::kSoftmax || kind == ModelKind::kMlp; }
+  OutputKind output_kind() const;
+  // Values per row of predict(): 1, or the class count.
+  std::size_t output_width() const;
+  // The NetworkSpec of a softmax/MLP architecture.
+  NetworkSpec network_spec() const;
+  // ConfigError for inconsistent settings (hidden layers on a linear model,
+  // an MLP without hidden layers, fewer than two classes, ...).
+  void validate() const;
+};
+
+template <class T>
+class TrainableModel {
+ public:
+  virtual ~TrainableModel() = default;
+  virtual const ModelArchitecture& architecture() const = 0;
+  virtual std::size_t num_params() const = 0;
+
+  // The starting point: zeros for the convex models (every worker and run
+  // identical without a broadcast), seeded He/Xavier for networks.
+  virtual void init(std::span<T> params, std::uint64_t seed) = 0;
+
+  // Adds d(sum of the per-row losses of `rows`)/d(params) into grad and
+  // returns that summed loss.
+  virtual double accumulate_gradient(std::span<const T> params, const Dataset& data,
+                                     std::span<const std::size_t> rows, std::span<T> grad) = 0;
+
+  // L2 regularisation over the weights (never the biases): adds l2 * w into
+  // grad and returns 0.5 * l2 * ||w||^2.
+  virtual double add_l2(std::span<const T> params, double l2, std::span<T> grad) const = 0;
+
+  // out: rows.size() x output_width(), in the units of output_kind().
+  virtual void predict(std::span<const T> params, const Dataset& data,
+                       std::span<const std::size_t> rows, std::span<double> out) = 0;
+};
+
+// The linear models, for ModelKind linear, logistic and sparse-logistic.
+std::unique_ptr<TrainableModel<double>> make_linear_trainable(const ModelArchitecture& arch);
+// Softmax regression and MLPs. Each object keeps scratch buffers: one per
+// worker, not shared between threads.
+template <class T>
+std::unique_ptr<TrainableModel<T>> make_network_trainable(const ModelArchitecture& arch);
+
+}  // namespace dtrain
