@@ -255,6 +255,8 @@ TEST(FashionMnist, MlpReaches88Percent) {
   c.batch_size = 128;
   c.epochs = 10;
   c.lr.base = 0.05;
+  c.lr.kind = LrSchedule::Kind::kCosine;
+  c.lr.total_epochs = c.epochs;
   c.optimizer.kind = OptimizerKind::kMomentum;
   c.optimizer.momentum = 0.9;
   c.train_metrics = false;
