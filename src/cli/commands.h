@@ -17,5 +17,6 @@ Action add_eval_command(CLI::App& app);
 Action add_predict_command(CLI::App& app);
 Action add_inspect_command(CLI::App& app);
 Action add_partition_command(CLI::App& app);
+Action add_compare_command(CLI::App& app);
 
 }  // namespace dtrain::cli

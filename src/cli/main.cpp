@@ -25,7 +25,8 @@ class TrainSectionToml : public CLI::ConfigTOML {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"dtrain: train linear and logistic models on data split across N workers"};
+  CLI::App app{
+      "dtrain: distributed training of linear models, softmax regression and MLPs on N workers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dtrain 0.1.0");
   std::map<std::string, dtrain::cli::Action> actions;
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       {"predict", dtrain::cli::add_predict_command},
       {"inspect", dtrain::cli::add_inspect_command},
       {"partition", dtrain::cli::add_partition_command},
+      {"compare", dtrain::cli::add_compare_command},
   };
   for (const auto& [name, add] : commands) actions[name] = add(app);
   app.set_config("--config", "", "TOML file with train options (keys are option names; flags win)");

@@ -1,8 +1,11 @@
-// dtrain train: load, partition, train on N workers, save the model.
+// dtrain train: load, partition, train on N workers, save the model; and
+// dtrain compare: one job under several synchronisation strategies.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -57,6 +60,14 @@ struct TrainOptions {
   double clip_norm = 0.0;
   std::optional<bool> train_metrics;
   int gemm_threads = 1;
+  std::string schedule = "p2p";
+  int servers = 1;
+  std::string sync = "bsp";
+  std::string topology = "ring";
+  std::vector<std::string> slow;
+  double random_delay_ms = 0.0;
+  // Called on rank 0 after each evaluation (dtrain compare collects them).
+  std::function<void(const EpochReport&)> observer;
   double l2 = 0.0;
   bool standardize = false;
   std::uint64_t seed = 1;
@@ -102,6 +113,25 @@ nlohmann::json report_to_json(const EpochReport& r) {
   };
   if (r.train) add("train_", *r.train);
   if (r.test) add("test_", *r.test);
+  // Per rank: where the time went, the bytes moved, the staleness seen and
+  // (local SGD, gossip) how far the replica is from the replicas' mean.
+  nlohmann::json workers = nlohmann::json::array();
+  std::uint64_t max_staleness = 0;
+  for (const WorkerStats& w : r.workers) {
+    workers.push_back({{"rank", w.rank},
+                       {"role", w.server ? "server" : "worker"},
+                       {"compute_s", w.compute_s},
+                       {"comm_s", w.comm_s},
+                       {"wait_s", w.wait_s},
+                       {"bytes_sent", w.bytes_sent},
+                       {"bytes_received", w.bytes_received},
+                       {"max_staleness", w.max_staleness},
+                       {"mean_staleness", w.mean_staleness},
+                       {"disagreement", json_number(w.disagreement)}});
+    max_staleness = std::max(max_staleness, w.max_staleness);
+  }
+  j["max_staleness"] = max_staleness;
+  j["workers"] = std::move(workers);
   return j;
 }
 
@@ -138,6 +168,42 @@ OptimizerConfig make_optimizer_config(const TrainOptions& o, BatchMode& batch_mo
   return opt;
 }
 
+// "WORKER:FACTOR", e.g. "2:3" (worker 2 three times slower).
+std::pair<int, double> parse_slow(const std::string& text) {
+  const auto colon = text.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument(text);
+    std::size_t used = 0;
+    const int worker = std::stoi(text.substr(0, colon), &used);
+    if (used != colon) throw std::invalid_argument(text);
+    const std::string factor_text = text.substr(colon + 1);
+    const double factor = std::stod(factor_text, &used);
+    if (used != factor_text.size()) throw std::invalid_argument(text);
+    return {worker, factor};
+  } catch (const std::logic_error&) {
+    throw ConfigError("--slow '" + text + "': expected WORKER:FACTOR, e.g. 1:3");
+  }
+}
+
+// Master-worker: the parameter servers (ranks [0, S)) hold no rows; the
+// workers' partitioner splits the data among ranks S..N-1.
+class WorkersOnlyPartitioner final : public Partitioner {
+ public:
+  WorkersOnlyPartitioner(std::unique_ptr<Partitioner> inner, std::uint32_t servers)
+      : inner_(std::move(inner)), servers_(servers) {}
+  std::string name() const override { return inner_->name(); }
+  std::vector<std::uint32_t> assign(const Dataset& data, std::uint64_t total_rows,
+                                    std::uint32_t parts) const override {
+    auto owners = inner_->assign(data, total_rows, parts - servers_);
+    for (auto& owner : owners) owner += servers_;
+    return owners;
+  }
+
+ private:
+  std::unique_ptr<Partitioner> inner_;
+  std::uint32_t servers_;
+};
+
 TrainConfig make_config(const TrainOptions& o) {
   TrainConfig config;
   config.model = parse_model_kind(o.model);
@@ -168,6 +234,13 @@ TrainConfig make_config(const TrainOptions& o) {
   // linear models' is cheap and their train metrics are the usual report.
   const bool network = config.model == ModelKind::kSoftmax || config.model == ModelKind::kMlp;
   config.train_metrics = o.train_metrics.value_or(!network);
+  config.schedule = parse_schedule(o.schedule);
+  config.servers = o.servers;
+  config.sync = SyncSpec::parse(o.sync);
+  config.sync.check_schedule(config.schedule);
+  config.topology = parse_topology(o.topology);
+  for (const std::string& item : o.slow) config.slow.push_back(parse_slow(item));
+  config.random_delay_ms = o.random_delay_ms;
   return config;
 }
 
@@ -190,6 +263,16 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
   if (!(o.comm_timeout_s > 0)) throw ConfigError("--comm-timeout must be positive");
   if (o.gemm_threads < 1) throw ConfigError("--gemm-threads must be at least 1");
   job.partitioner = make_partitioner(o.partition, o.seed, o.weights);
+  if (job.config.schedule == Schedule::kMasterWorker) {
+    if (o.servers < 1) throw ConfigError("--servers must be at least 1");
+    if (o.data.key_column.empty()) {
+      if (const auto* hash = dynamic_cast<const HashPartitioner*>(job.partitioner.get())) {
+        o.data.key_column = hash->key_column();
+      }
+    }
+    job.partitioner = std::make_unique<WorkersOnlyPartitioner>(
+        std::move(job.partitioner), static_cast<std::uint32_t>(o.servers));
+  }
   job.backend = std::move(backend);
   job.workers = workers;
   o.data.delimiter = parse_delimiter(o.delimiter);
@@ -198,6 +281,11 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
     o.data.key_column = hash->key_column();
   }
   job.from_shards = is_shard_directory(o.data.path);
+  if (job.from_shards && job.config.schedule == Schedule::kMasterWorker) {
+    throw ConfigError(
+        "shard directories hold one shard per rank; master-worker training reads "
+        "the file itself");
+  }
   if (job.from_shards) {
     const ShardManifest manifest = read_manifest(o.data.path);
     job.data_path = o.data.path;
@@ -243,7 +331,7 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   std::string metrics_lines;
   if (lead) {
     if (!o.metrics_out.empty()) AtomicFile{o.metrics_out};
-    AtomicFile{o.out, /*binary=*/true};
+    if (!o.out.empty()) AtomicFile{o.out, /*binary=*/true};
   }
 
   const Dataset shard = job.from_shards
@@ -259,13 +347,18 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (lead && !o.quiet) {
+    const bool master_worker = job.config.schedule == Schedule::kMasterWorker;
+    const int servers = master_worker ? job.config.servers : 0;
+    const std::string sync = master_worker ? "master-worker " + job.config.sync.to_string() +
+                                                 " with " + std::to_string(servers) + " server(s)"
+                                           : "p2p " + job.config.sync.to_string();
     std::printf(
         "dtrain: %s model, %llu rows x %zu features from %s (loaded in %.3f s), %d "
-        "worker(s) on %s, %s, %s\n",
+        "worker(s) on %s, %s, %s, %s\n",
         to_string(job.config.model), static_cast<unsigned long long>(rows), shard.cols(),
-        o.data.path.c_str(), load_seconds, comm.size(), comm.backend().c_str(),
+        o.data.path.c_str(), load_seconds, comm.size() - servers, comm.backend().c_str(),
         job.from_shards ? "shard directory" : (job.partitioner->name() + " partitioning").c_str(),
-        o.optimizer == "gd" ? "full-batch gd" : to_string(job.config.optimizer.kind));
+        o.optimizer == "gd" ? "full-batch gd" : to_string(job.config.optimizer.kind), sync.c_str());
     std::fflush(stdout);
   }
   const auto on_report = [&](const EpochReport& r) {
@@ -274,10 +367,11 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
       std::fflush(stdout);
     }
     if (!o.metrics_out.empty()) metrics_lines += report_to_json(r).dump() + '\n';
+    if (o.observer) o.observer(r);
   };
   const TrainResult result =
       train(comm, shard, test_shard ? &*test_shard : nullptr, job.config, on_report);
-  if (!lead) return;
+  if (!lead || o.out.empty()) return;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -304,9 +398,13 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   nlohmann::json training;
   training["data"] = o.data.path;
   training["backend"] = comm.backend();
-  training["workers"] = comm.size();
+  training["workers"] =
+      comm.size() - (job.config.schedule == Schedule::kMasterWorker ? job.config.servers : 0);
   training["partition"] = job.from_shards ? "shards" : job.partitioner->name();
   training["optimizer"] = to_string(job.config.optimizer.kind);
+  training["schedule"] = to_string(job.config.schedule);
+  training["sync"] = job.config.sync.to_string();
+  if (job.config.schedule == Schedule::kMasterWorker) training["servers"] = job.config.servers;
   training["batch_mode"] = job.config.batch_mode == BatchMode::kFullBatch ? "full" : "mini-batch";
   training["epochs_run"] = result.epochs_run;
   training["batch_size"] = o.batch_size;
@@ -354,13 +452,17 @@ void run_train_mpi(TrainOptions& o) {
   // gives each rank the same one-line error instead of an MPI abort.
   if (o.workers_given && o.workers < 1) throw ConfigError("--workers must be at least 1");
   MpiSession session;
-  if (o.workers_given && o.workers != session.world_size()) {
-    session.abort_job("dtrain: --workers " + std::to_string(o.workers) +
-                          " (from the command line or config file) but mpirun started " +
-                          std::to_string(session.world_size()) +
-                          " processes (leave --workers out "
-                          "under MPI)",
-                      2);
+  // Master-worker: mpirun starts the servers too (the first --servers ranks).
+  const bool master_worker = o.schedule == "master-worker";
+  const int trainers = session.world_size() - (master_worker ? o.servers : 0);
+  if (o.workers_given && o.workers != trainers) {
+    session.abort_job(
+        "dtrain: --workers " + std::to_string(o.workers) +
+            " (from the command line or config file) but mpirun started " +
+            std::to_string(session.world_size()) + " processes" +
+            (master_worker ? " for " + std::to_string(o.servers) + " server(s)" : std::string()) +
+            " (leave --workers out under MPI)",
+        2);
   }
   std::unique_ptr<Communicator> comm;
   try {
@@ -382,7 +484,8 @@ void run_train_threads(TrainOptions& o) {
   if (o.workers < 1) throw ConfigError("--workers must be at least 1");
   const Job job = plan_job(o, o.workers, "threads");
   ThreadsOptions threads;
-  threads.workers = o.workers;
+  // Master-worker: the servers are ranks of their own, besides the workers.
+  threads.workers = o.workers + (job.config.schedule == Schedule::kMasterWorker ? o.servers : 0);
   threads.timeout = timeout_of(o);
   run_threads(threads, [&](Communicator& comm) { run_worker(comm, o, job); });
 }
@@ -399,19 +502,8 @@ void run_train(TrainOptions& o) {
   }
 }
 
-}  // namespace
-
-Action add_train_command(CLI::App& app) {
-  auto opts = std::make_shared<TrainOptions>();
-  auto& o = *opts;
-  CLI::App* cmd =
-      app.add_subcommand("train", "Train a model on N workers (threads in this process)");
-  // --config belongs to the main app (see main.cpp); train lets it through.
-  cmd->fallthrough();
-  cmd->footer(
-      "Options can also come from a TOML file: --config FILE, whose keys are the option names\n"
-      "without dashes (epochs = 100, eval-every = 10, standardize = true); flags given on the\n"
-      "command line win over the file. Example: examples/diabetes.toml.");
+// The options of train, which compare shares (all but the outputs).
+void add_train_options(CLI::App* cmd, TrainOptions& o, bool outputs) {
   cmd->add_option("--data", o.data.path,
                   "Training data: a CSV (with header), LibSVM, IDX (optionally gzipped) or .npy "
                   "file, a directory written by dtrain partition (one shard per worker), or "
@@ -516,17 +608,251 @@ Action add_train_command(CLI::App& app) {
   cmd->add_option("--train-metrics", o.train_metrics,
                   "Evaluate on the training rows too (default: true for linear models, false "
                   "for softmax/mlp, where it costs a forward pass over the data)");
+  cmd->add_option("--schedule", o.schedule,
+                  "p2p (no coordinator) | master-worker (--servers ranks own the model)")
+      ->capture_default_str();
+  cmd->add_option("--servers", o.servers,
+                  "master-worker: parameter servers, extra ranks besides the workers")
+      ->capture_default_str();
+  cmd->add_option("--sync", o.sync,
+                  "bsp | asp | ssp:S (master-worker) | local:H | local:inf | gossip (p2p)")
+      ->capture_default_str();
+  cmd->add_option("--topology", o.topology, "gossip neighbours: ring | random")
+      ->capture_default_str();
+  cmd->add_option("--slow", o.slow,
+                  "WORKER:FACTOR: make a worker FACTOR times slower (repeatable)");
+  cmd->add_option("--random-delay", o.random_delay_ms,
+                  "Milliseconds: each worker sleeps a seeded uniform [0, ms) every step")
+      ->capture_default_str();
   cmd->add_option("--gemm-threads", o.gemm_threads,
                   "Threads inside each worker's dense kernels (1: one core per worker)")
       ->capture_default_str();
   cmd->add_option("--comm-timeout", o.comm_timeout_s,
                   "Seconds a worker waits on its peers before the job fails")
       ->capture_default_str();
-  cmd->add_option("--out", o.out, "Model file to write")->required();
-  cmd->add_option("--metrics-out", o.metrics_out,
-                  "JSON-lines file: one object per evaluated epoch");
+  if (outputs) {
+    cmd->add_option("--out", o.out, "Model file to write")->required();
+    cmd->add_option("--metrics-out", o.metrics_out,
+                    "JSON-lines file: one object per evaluated epoch");
+  }
   cmd->add_flag("--quiet", o.quiet, "No progress output");
+}
+
+// ---- dtrain compare ----------------------------------------------------------
+
+// One entry of --strategies: "bsp" (peer-to-peer), "mw-bsp" (master-worker
+// bsp), "asp" and "ssp:S" (master-worker), "local:H", "local:inf",
+// "gossip" (ring) and "gossip-random".
+struct StrategyChoice {
+  std::string label;
+  std::string schedule;
+  std::string sync;
+  std::string topology = "ring";
+};
+
+StrategyChoice parse_strategy_choice(const std::string& item) {
+  StrategyChoice c;
+  c.label = item;
+  if (item == "mw-bsp") {
+    c.schedule = "master-worker";
+    c.sync = "bsp";
+  } else if (item == "gossip-random") {
+    c.schedule = "p2p";
+    c.sync = "gossip";
+    c.topology = "random";
+  } else {
+    c.sync = item;
+    const SyncSpec spec = SyncSpec::parse(item);
+    c.schedule = spec.kind == SyncSpec::Kind::kAsp || spec.kind == SyncSpec::Kind::kSsp
+                     ? "master-worker"
+                     : "p2p";
+  }
+  return c;
+}
+
+struct CompareOptions {
+  TrainOptions train;
+  std::vector<std::string> strategies;
+  std::optional<double> target_loss;
+  std::optional<double> target_accuracy;
+  std::string curves_out;
+};
+
+struct StrategyRun {
+  StrategyChoice choice;
+  std::vector<EpochReport> reports;
+  double wall_s = 0.0;
+};
+
+// The metric a run is judged by: test accuracy, else train accuracy, else
+// train MSE (whichever the reports carry first).
+std::pair<std::string, double> headline_metric(const EpochReport& r) {
+  for (const auto* m : {r.test ? &*r.test : nullptr, r.train ? &*r.train : nullptr}) {
+    if (m == nullptr) continue;
+    for (const char* name : {"accuracy", "mse"}) {
+      for (const auto& [key, value] : m->values) {
+        if (key == name) return {std::string(m == &*r.test ? "test_" : "train_") + key, value};
+      }
+    }
+  }
+  return {"", std::numeric_limits<double>::quiet_NaN()};
+}
+
+// The loss a strategy is judged by: that of the evaluated model on the
+// training rows (for local SGD and gossip, the replicas' mean, which is the
+// model training ends with), not the running objective of the epoch, which
+// for those strategies is each replica's loss on its own shard. MSE / 2 for
+// regression, log-loss for classification; the running objective when
+// training metrics are off.
+double evaluated_loss(const EpochReport& r) {
+  if (r.train) {
+    for (const auto& [key, value] : r.train->values) {
+      if (key == "mse") return value / 2;
+      if (key == "logloss") return value;
+    }
+  }
+  return r.loss;
+}
+
+bool reached_target(const CompareOptions& o, const EpochReport& r) {
+  if (o.target_loss && evaluated_loss(r) <= *o.target_loss) return true;
+  if (o.target_accuracy) {
+    const auto [name, value] = headline_metric(r);
+    if (name.ends_with("accuracy") && value >= *o.target_accuracy) return true;
+  }
+  return false;
+}
+
+void run_compare(CompareOptions& o) {
+  if (o.strategies.empty()) throw ConfigError("--strategies needs at least one strategy");
+  if (!o.target_loss && !o.target_accuracy) {
+    throw ConfigError("dtrain compare needs --target-loss or --target-accuracy");
+  }
+  if (o.train.backend == "mpi" || launched_by_mpi()) {
+    throw ConfigError(
+        "dtrain compare runs every strategy on threads in one process; start it "
+        "without mpirun");
+  }
+  std::vector<StrategyChoice> choices;
+  for (const auto& item : o.strategies) choices.push_back(parse_strategy_choice(item));
+  // Fail on the curves path before the (long) runs.
+  if (!o.curves_out.empty()) AtomicFile{o.curves_out};
+
+  std::vector<StrategyRun> runs;
+  for (const StrategyChoice& choice : choices) {
+    TrainOptions t = o.train;
+    t.schedule = choice.schedule;
+    t.sync = choice.sync;
+    t.topology = choice.topology;
+    t.backend = "threads";
+    t.quiet = true;
+    StrategyRun run;
+    run.choice = choice;
+    t.observer = [&run](const EpochReport& r) { run.reports.push_back(r); };
+    std::printf("running %-12s ...", choice.label.c_str());
+    std::fflush(stdout);
+    const auto t0 = std::chrono::steady_clock::now();
+    run_train_threads(t);
+    run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf(" %.2f s\n", run.wall_s);
+    runs.push_back(std::move(run));
+  }
+
+  std::string target = o.target_loss ? "loss <= " + std::to_string(*o.target_loss) : "";
+  if (o.target_accuracy) {
+    target += (target.empty() ? "" : " or ") + std::string("accuracy >= ") +
+              std::to_string(*o.target_accuracy);
+  }
+  std::printf("\n%d worker(s)%s, target: %s\n\n", o.train.workers,
+              o.train.slow.empty() ? "" : ", slowed workers given by --slow", target.c_str());
+  std::printf("%-14s %-14s %9s %12s %12s %18s %14s %11s %9s\n", "strategy", "schedule", "epochs",
+              "time_to_s", "final_loss", "final_metric", "bytes_moved", "wait_s", "max_stale");
+  std::string curves = "strategy,epoch,elapsed_s,loss,metric_name,metric,bytes_moved,wait_s\n";
+  for (const StrategyRun& run : runs) {
+    std::optional<double> time_to;
+    std::optional<int> epochs_to;
+    double bytes = 0.0;
+    double wait = 0.0;
+    std::uint64_t stale = 0;
+    for (const EpochReport& r : run.reports) {
+      for (const WorkerStats& w : r.workers) {
+        bytes += static_cast<double>(w.bytes_sent);
+        wait += w.wait_s;
+        stale = std::max(stale, w.max_staleness);
+      }
+      if (!time_to && reached_target(o, r)) {
+        time_to = r.elapsed_seconds;
+        epochs_to = r.epoch;
+      }
+      const auto [name, value] = headline_metric(r);
+      char line[256];
+      std::snprintf(line, sizeof line, "%s,%d,%.6f,%.10g,%s,%.10g,%.0f,%.6f\n",
+                    run.choice.label.c_str(), r.epoch, r.elapsed_seconds, evaluated_loss(r),
+                    name.c_str(), value, bytes, wait);
+      curves += line;
+    }
+    const EpochReport* last = run.reports.empty() ? nullptr : &run.reports.back();
+    const auto [name, value] = last ? headline_metric(*last) : std::pair<std::string, double>{};
+    char metric[64];
+    std::snprintf(metric, sizeof metric, "%s %.4g", name.c_str(), value);
+    char time_text[32] = "not reached";
+    if (time_to) std::snprintf(time_text, sizeof time_text, "%.3f", *time_to);
+    char epochs_text[16] = "-";
+    if (epochs_to) std::snprintf(epochs_text, sizeof epochs_text, "%d", *epochs_to);
+    std::printf("%-14s %-14s %9s %12s %12.6g %18s %14.0f %11.3f %9llu\n", run.choice.label.c_str(),
+                run.choice.schedule.c_str(), epochs_text, time_text,
+                last ? evaluated_loss(*last) : 0.0, metric, bytes, wait,
+                static_cast<unsigned long long>(stale));
+  }
+  std::printf(
+      "\nfinal_loss: the evaluated model's loss on the training rows (MSE/2 or log-loss; for "
+      "local SGD and gossip the replicas' mean), or the epoch's running objective when training "
+      "metrics are off; time_to_s: wall time from the start of training "
+      "to the first evaluation at the target; bytes_moved, wait_s: summed over ranks and "
+      "epochs\n");
+  if (!o.curves_out.empty()) {
+    AtomicFile file(o.curves_out);
+    file.stream() << curves;
+    file.commit();
+    std::printf("curves written to %s\n", o.curves_out.c_str());
+  }
+}
+
+}  // namespace
+
+Action add_train_command(CLI::App& app) {
+  auto opts = std::make_shared<TrainOptions>();
+  auto& o = *opts;
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train a model on N workers (threads in this process)");
+  // --config belongs to the main app (see main.cpp); train lets it through.
+  cmd->fallthrough();
+  cmd->footer(
+      "Options can also come from a TOML file: --config FILE, whose keys are the option names\n"
+      "without dashes (epochs = 100, eval-every = 10, standardize = true); flags given on the\n"
+      "command line win over the file. Example: examples/diabetes.toml.");
+  add_train_options(cmd, o, /*outputs=*/true);
   return [opts] { run_train(*opts); };
+}
+
+Action add_compare_command(CLI::App& app) {
+  auto opts = std::make_shared<CompareOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "compare",
+      "Train one job under several synchronisation strategies (threads) and compare them");
+  add_train_options(cmd, opts->train, /*outputs=*/false);
+  cmd->add_option("--strategies", opts->strategies,
+                  "Comma-separated: bsp, mw-bsp, asp, ssp:S, local:H, local:inf, gossip, "
+                  "gossip-random")
+      ->delimiter(',')
+      ->required();
+  cmd->add_option("--target-loss", opts->target_loss,
+                  "Target training loss (objective) for time-to-target");
+  cmd->add_option("--target-accuracy", opts->target_accuracy,
+                  "Target accuracy (test if there is a test set, else train)");
+  cmd->add_option("--curves-out", opts->curves_out,
+                  "CSV file: strategy, epoch, elapsed_s, loss, metric, bytes, wait per evaluation");
+  return [opts] { run_compare(*opts); };
 }
 
 }  // namespace dtrain::cli

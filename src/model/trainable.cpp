@@ -82,15 +82,8 @@ class LinearTrainable final : public TrainableModel<double> {
     return model_->accumulate_gradient(params, data, rows, grad);
   }
 
-  double add_l2(std::span<const double> params, double l2, std::span<double> grad) const override {
-    if (l2 == 0.0) return 0.0;
-    const std::size_t d = arch_.features;  // the intercept (last) is not penalised
-    double norm2 = 0.0;
-    for (std::size_t j = 0; j < d; ++j) {
-      norm2 += params[j] * params[j];
-      grad[j] += l2 * params[j];
-    }
-    return 0.5 * l2 * norm2;
+  std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const override {
+    return {{0, arch_.features}};  // the intercept (last) is not penalised
   }
 
   void predict(std::span<const double> params, const Dataset& data,
@@ -152,18 +145,12 @@ class NetworkTrainable final : public TrainableModel<T> {
     return net_.accumulate_gradient(params, x_, rows.size(), labels_, grad);
   }
 
-  double add_l2(std::span<const T> params, double l2, std::span<T> grad) const override {
-    if (l2 == 0.0) return 0.0;
-    double norm2 = 0.0;
-    const T factor = static_cast<T>(l2);
+  std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const override {
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
     for (const DenseLayout& layer : net_.layers()) {
-      const std::size_t n = layer.in * layer.out;
-      for (std::size_t j = layer.weight_offset; j < layer.weight_offset + n; ++j) {
-        norm2 += static_cast<double>(params[j]) * static_cast<double>(params[j]);
-        grad[j] += factor * params[j];
-      }
+      ranges.emplace_back(layer.weight_offset, layer.weight_offset + layer.in * layer.out);
     }
-    return 0.5 * l2 * norm2;
+    return ranges;
   }
 
   void predict(std::span<const T> params, const Dataset& data, std::span<const std::size_t> rows,

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <thread>
 #include <type_traits>
 
 #include "dtrain/data/partition.h"
 #include "dtrain/error.h"
-#include "dtrain/sync/gradient_sync.h"
+#include "dtrain/sync/parameter_server.h"
+#include "dtrain/sync/strategy.h"
 
 namespace dtrain {
 
@@ -117,7 +119,65 @@ struct Setup {
   std::vector<std::size_t> test_rows;  // rows of *test_data
   std::uint64_t global_train_rows = 0;
   std::uint64_t global_test_rows = 0;
+  int servers = 0;  // master-worker: ranks [0, servers) are parameter servers
 };
+
+// Sleeps for `seconds` (nothing for <= 0).
+void sleep_for_seconds(double seconds) {
+  if (seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+}
+
+// Gathers every rank's counters (and disagreement) on every rank, in rank
+// order.
+std::vector<WorkerStats> gather_worker_stats(Communicator& comm, const SyncCounters& c, bool server,
+                                             double disagreement) {
+  constexpr std::size_t kFields = 9;
+  const std::vector<double> mine{server ? 1.0 : 0.0,
+                                 c.compute_s,
+                                 c.comm_s,
+                                 c.wait_s,
+                                 static_cast<double>(c.bytes_sent),
+                                 static_cast<double>(c.bytes_received),
+                                 static_cast<double>(c.max_staleness),
+                                 c.mean_staleness(),
+                                 disagreement};
+  std::vector<double> all(kFields * static_cast<std::size_t>(comm.size()));
+  comm.allgather(std::span<const double>(mine), std::span<double>(all));
+  std::vector<WorkerStats> stats(static_cast<std::size_t>(comm.size()));
+  for (std::size_t r = 0; r < stats.size(); ++r) {
+    const double* f = all.data() + r * kFields;
+    WorkerStats& w = stats[r];
+    w.rank = static_cast<int>(r);
+    w.server = f[0] != 0.0;
+    w.compute_s = f[1];
+    w.comm_s = f[2];
+    w.wait_s = f[3];
+    w.bytes_sent = static_cast<std::uint64_t>(f[4]);
+    w.bytes_received = static_cast<std::uint64_t>(f[5]);
+    w.max_staleness = static_cast<std::uint64_t>(f[6]);
+    w.mean_staleness = f[7];
+    w.disagreement = f[8];
+  }
+  return stats;
+}
+
+// The mean of the replicas into `mean`, and this replica's distance from it
+// relative to the mean's norm. Collective over every rank.
+template <class T>
+double mean_and_disagreement(Communicator& comm, std::span<const T> params, std::vector<T>& mean) {
+  mean.assign(params.begin(), params.end());
+  comm.allreduce(std::span<T>(mean), ReduceOp::kSum);
+  const T inv = static_cast<T>(1.0 / comm.size());
+  double distance2 = 0.0;
+  double norm2 = 0.0;
+  for (std::size_t j = 0; j < mean.size(); ++j) {
+    mean[j] *= inv;
+    const double d = static_cast<double>(params[j]) - static_cast<double>(mean[j]);
+    distance2 += d * d;
+    norm2 += static_cast<double>(mean[j]) * static_cast<double>(mean[j]);
+  }
+  return std::sqrt(distance2) / std::max(std::sqrt(norm2), 1e-300);
+}
 
 template <class T>
 void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
@@ -127,11 +187,43 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   const std::size_t num_params = model.num_params();
   std::vector<T> params(num_params);
   model.init(params, config.seed);
-  const auto optimizer = make_optimizer<T>(config.optimizer);
-  AllreduceSync sync;
 
-  // One buffer per step: [gradient sums (P), loss sum, row count], so one
-  // collective moves everything whatever the model size.
+  // Roles: under master-worker the first `servers` ranks own the
+  // parameters; every other rank trains.
+  const int servers = setup.servers;
+  const bool is_server = comm.rank() < servers;
+  const int worker_index = comm.rank() - servers;
+  std::unique_ptr<PsServer<T>> server;
+  std::unique_ptr<SyncStrategy<T>> strategy;
+  if (config.schedule == Schedule::kMasterWorker) {
+    PsConfig ps;
+    ps.servers = servers;
+    ps.mode = config.sync.kind == SyncSpec::Kind::kAsp   ? PsMode::kAsp
+              : config.sync.kind == SyncSpec::Kind::kSsp ? PsMode::kSsp
+                                                         : PsMode::kBsp;
+    ps.staleness = config.sync.staleness;
+    ps.optimizer = config.optimizer;
+    ps.l2 = config.l2;
+    ps.penalized = model.penalized_ranges();
+    ps.num_params = num_params;
+    if (is_server) {
+      server = std::make_unique<PsServer<T>>(comm, ps, std::span<const T>(params));
+    } else {
+      strategy = make_ps_worker_strategy<T>(comm, ps);
+    }
+  } else {
+    strategy = make_peer_strategy<T>(
+        config.sync, config.topology, config.seed,
+        std::make_unique<Updater<T>>(config.optimizer, config.l2, model.penalized_ranges(),
+                                     config.clip_norm));
+  }
+  const bool replicas_differ = strategy != nullptr && strategy->replicas_differ();
+  double slow_factor = 1.0;
+  for (const auto& [worker, factor] : config.slow) {
+    if (worker == worker_index && !is_server) slow_factor = factor;
+  }
+
+  // One buffer per step: [gradient sums (P), two slots for the strategy].
   std::vector<T> sums(num_params + 2);
   auto grad = std::span<T>(sums).first(num_params);
 
@@ -144,51 +236,79 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     comm.allreduce(std::span<std::uint64_t>(&steps_per_epoch, 1), ReduceOp::kMax);
   }
   LrSchedule schedule = config.lr;
+  const auto workers = static_cast<std::size_t>(comm.size() - servers);
   if (config.batch_mode == BatchMode::kMiniBatch) {
     schedule.base = scaled_learning_rate(config.lr.base, config.lr_scaling,
-                                         config.batch_size * static_cast<std::size_t>(comm.size()),
-                                         config.batch_size);
+                                         config.batch_size * workers, config.batch_size);
   }
 
   std::vector<std::size_t> order = setup.train_rows;
+  std::vector<T> eval_params;
   double previous_loss = std::numeric_limits<double>::quiet_NaN();
+  std::uint64_t global_step = 0;
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
+    SyncCounters counters;
     if (config.batch_mode == BatchMode::kMiniBatch) {
       order = setup.train_rows;
       seeded_shuffle(order, mix64(config.seed) ^ mix64((static_cast<std::uint64_t>(epoch) << 20) +
-                                                       static_cast<std::uint64_t>(comm.rank())));
+                                                       static_cast<std::uint64_t>(worker_index)));
     }
-    double weighted_loss = 0.0;
-    double rows_seen = 0.0;
+    // [loss sum, penalty x rows, rows] of this worker's steps.
+    std::vector<double> totals(3, 0.0);
     double lr = schedule.at_step(epoch, 0, steps_per_epoch);
-    for (std::uint64_t step = 0; step < steps_per_epoch; ++step) {
-      std::span<const std::size_t> batch(order);
-      if (config.batch_mode == BatchMode::kMiniBatch) {
-        const std::size_t begin = std::min(order.size(), step * config.batch_size);
-        const std::size_t end = std::min(order.size(), begin + config.batch_size);
-        batch = batch.subspan(begin, end - begin);
+    if (is_server) {
+      PsCounters ps;
+      server->serve_epoch(ps);
+      counters.comm_s = ps.comm_s;
+      counters.wait_s = ps.wait_s;
+      counters.bytes_sent = ps.bytes_sent;
+      counters.bytes_received = ps.bytes_received;
+      counters.max_staleness = ps.max_staleness;
+      counters.staleness_sum = ps.staleness_sum;
+      counters.staleness_count = ps.staleness_count;
+    } else {
+      for (std::uint64_t step = 0; step < steps_per_epoch; ++step, ++global_step) {
+        std::span<const std::size_t> batch(order);
+        if (config.batch_mode == BatchMode::kMiniBatch) {
+          const std::size_t begin = std::min(order.size(), step * config.batch_size);
+          const std::size_t end = std::min(order.size(), begin + config.batch_size);
+          batch = batch.subspan(begin, end - begin);
+        }
+        const auto compute_start = Clock::now();
+        std::fill(sums.begin(), sums.end(), T{0});
+        const double local_loss = model.accumulate_gradient(params, data, batch, grad);
+        // Injected slowness stretches this worker's compute time.
+        sleep_for_seconds((slow_factor - 1.0) * seconds_since(compute_start));
+        if (config.random_delay_ms > 0) {
+          const std::uint64_t h =
+              mix64(config.seed ^
+                    mix64(global_step * 0x10001ULL + static_cast<std::uint64_t>(worker_index)));
+          sleep_for_seconds(static_cast<double>(h >> 11) * 0x1.0p-53 * config.random_delay_ms *
+                            1e-3);
+        }
+        counters.compute_s += seconds_since(compute_start);
+        lr = schedule.at_step(epoch, step, steps_per_epoch);
+        LocalStep<T> local;
+        local.grad = std::span<T>(sums);
+        local.loss = local_loss;
+        local.rows = static_cast<double>(batch.size());
+        local.lr = lr;
+        local.step = global_step;
+        const double penalty = strategy->step(comm, params, local, counters);
+        totals[0] += local_loss;
+        totals[1] += penalty * static_cast<double>(batch.size());
+        totals[2] += static_cast<double>(batch.size());
       }
-      std::fill(sums.begin(), sums.end(), T{0});
-      const double local_loss = model.accumulate_gradient(params, data, batch, grad);
-      sums[num_params] = static_cast<T>(local_loss);
-      sums[num_params + 1] = static_cast<T>(batch.size());
-      sync.combine(comm, std::span<T>(sums));
-      const double n = static_cast<double>(sums[num_params + 1]);
-      if (n == 0) continue;
-      const T inv_n = static_cast<T>(1.0 / n);
-      for (T& g : grad) g *= inv_n;
-      // Objective = mean loss + l2/2 ||w||^2; biases are not penalised.
-      const double objective =
-          static_cast<double>(sums[num_params]) / n + model.add_l2(params, config.l2, grad);
-      if (config.clip_norm > 0) clip_by_global_norm<T>(grad, config.clip_norm);
-      lr = schedule.at_step(epoch, step, steps_per_epoch);
-      optimizer->step(params, grad, lr);
-      weighted_loss += objective * n;
-      rows_seen += n;
+      strategy->end_epoch(comm, params, counters);
     }
+    // Master-worker: the servers' ranges, gathered by every worker at the
+    // end of the epoch, reach the servers too (for evaluation and the model).
+    if (servers > 0) comm.broadcast(std::span<T>(params), servers);
     const double step_seconds = seconds_since(epoch_start);
-    const double loss = weighted_loss / rows_seen;
+    comm.allreduce(std::span<double>(totals), ReduceOp::kSum);
+    const double rows_seen = totals[2];
+    const double loss = (totals[0] + totals[1]) / rows_seen;
     result.epochs_run = epoch + 1;
 
     const bool converged =
@@ -208,13 +328,21 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
       report.lr = lr;
       report.epoch_seconds = step_seconds;
       report.samples_per_s = step_seconds > 0 ? rows_seen / step_seconds : 0.0;
-      const std::span<const T> p(params);
+      // Replicas that may differ are evaluated as their mean, the model a
+      // final averaging would give.
+      std::span<const T> p(params);
+      double disagreement = std::numeric_limits<double>::quiet_NaN();
+      if (replicas_differ) {
+        disagreement = mean_and_disagreement<T>(comm, params, eval_params);
+        p = eval_params;
+      }
       if (config.train_metrics) {
         report.train = evaluate_rows<T>(comm, model, p, data, setup.train_rows);
       }
       if (setup.global_test_rows > 0) {
         report.test = evaluate_rows<T>(comm, model, p, *setup.test_data, setup.test_rows);
       }
+      report.workers = gather_worker_stats(comm, counters, is_server, disagreement);
       report.elapsed_seconds = seconds_since(start);
       if (comm.rank() == 0 && on_report) on_report(report);
       result.history.push_back(std::move(report));
@@ -223,6 +351,10 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
       result.stopped_early = true;
       break;
     }
+  }
+  if (strategy) {
+    SyncCounters ignored;
+    strategy->finish(comm, params, ignored);
   }
   result.params.assign(params.begin(), params.end());
 }
@@ -243,6 +375,32 @@ TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_
   }
   const auto start = Clock::now();
   Setup setup;
+  config.sync.check_schedule(config.schedule);
+  if (config.schedule == Schedule::kMasterWorker) {
+    setup.servers = config.servers;
+    if (config.servers < 1 || config.servers >= comm.size()) {
+      throw ConfigError("master-worker needs 1 <= --servers < ranks (" +
+                        std::to_string(comm.size()) + " ranks, " + std::to_string(config.servers) +
+                        " servers)");
+    }
+    if (config.clip_norm > 0) {
+      throw ConfigError("--clip-norm needs the whole gradient, which master-worker servers never "
+                        "see (each holds a slice); use --schedule p2p");
+    }
+    if (comm.rank() < config.servers && shard.rows() > 0) {
+      throw ConfigError("rank " + std::to_string(comm.rank()) +
+                        " is a parameter server but holds " + std::to_string(shard.rows()) +
+                        " training rows");
+    }
+  }
+  for (const auto& [worker, factor] : config.slow) {
+    if (worker < 0 || worker >= comm.size() - setup.servers || !(factor >= 1.0)) {
+      throw ConfigError("--slow " + std::to_string(worker) + ":" + std::to_string(factor) +
+                        ": needs a worker index below " +
+                        std::to_string(comm.size() - setup.servers) + " and a factor >= 1");
+    }
+  }
+  if (!(config.random_delay_ms >= 0.0)) throw ConfigError("--random-delay must be >= 0");
 
   // ---- split this worker's rows into train and test ----------------------
   const auto ids = shard.row_ids();

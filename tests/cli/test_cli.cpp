@@ -373,4 +373,81 @@ TEST_F(CliTest, SparseLogisticOnHashedCsv) {
       {"flavour"});
 }
 
+TEST_F(CliTest, StrategyBadArguments) {
+  const std::string base = "train --data " + kData +
+                           "diabetes.csv --label target --model linear --optimizer sgd "
+                           "--out m.model ";
+  expect_failure(base + "--sync tardis", {"tardis"});
+  expect_failure(base + "--sync ssp:x", {"ssp:x"});
+  expect_failure(base + "--sync local:0", {"local"});
+  expect_failure(base + "--sync asp", {"master-worker"});
+  expect_failure(base + "--schedule master-worker --sync gossip", {"p2p"});
+  expect_failure(base + "--schedule star", {"star"});
+  expect_failure(base + "--sync gossip --topology star", {"star"});
+  expect_failure(base + "--workers 2 --slow 5:3", {"--slow"});
+  expect_failure(base + "--workers 2 --slow fast", {"fast"});
+  expect_failure(base + "--workers 2 --slow 1:0.5", {"--slow"});
+  expect_failure(base + "--schedule master-worker --servers 0", {"--servers"});
+  expect_failure(base + "--random-delay -1", {"--random-delay"});
+}
+
+// Master-worker training: the metrics file names each rank's role and
+// counters, and the model equals the peer-to-peer one.
+TEST_F(CliTest, MasterWorkerMetricsAndModel) {
+  const std::string base = "train --data " + kData +
+                           "diabetes.csv --label target --model linear --standardize "
+                           "--optimizer momentum --batch-size 16 --lr 0.05 --epochs 5 "
+                           "--workers 3 --quiet ";
+  ASSERT_EQ(run(base + "--out p.model").status, 0);
+  ASSERT_EQ(
+      run(base + "--schedule master-worker --servers 2 --out m.model --metrics-out m.jsonl").status,
+      0);
+  const auto weights = [&](const std::string& model) {
+    return nlohmann::json::parse(run("inspect " + model + " --json").out)["weights"];
+  };
+  EXPECT_EQ(weights("p.model"), weights("m.model"));
+  std::ifstream lines(dir_ / "m.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  const auto epoch = nlohmann::json::parse(line);
+  ASSERT_EQ(epoch["workers"].size(), 5u);
+  std::uint64_t server_bytes = 0;
+  for (std::size_t r = 0; r < 5; ++r) {
+    const auto& w = epoch["workers"][r];
+    EXPECT_EQ(w["role"], r < 2 ? "server" : "worker");
+    for (const char* key : {"compute_s", "comm_s", "wait_s", "bytes_sent", "bytes_received",
+                            "max_staleness", "mean_staleness", "disagreement"}) {
+      EXPECT_TRUE(w.contains(key)) << key;
+    }
+    if (r < 2) server_bytes += w["bytes_received"].get<std::uint64_t>();
+  }
+  EXPECT_GT(server_bytes, 0u);
+}
+
+TEST_F(CliTest, CompareRunsEveryStrategyAndWritesCurves) {
+  const CliRun r = run("compare --data " + kData +
+                       "diabetes.csv --label target --model linear --standardize --optimizer sgd "
+                       "--batch-size 8 --lr 0.02 --epochs 20 --workers 3 --strategies "
+                       "bsp,ssp:1,local:2,gossip --target-loss 1500 --curves-out curves.csv");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* label : {"bsp", "ssp:1", "local:2", "gossip"}) {
+    EXPECT_NE(r.out.find(label), std::string::npos) << label;
+  }
+  std::ifstream curves(dir_ / "curves.csv");
+  std::string header;
+  std::getline(curves, header);
+  EXPECT_EQ(header, "strategy,epoch,elapsed_s,loss,metric_name,metric,bytes_moved,wait_s");
+  std::size_t rows = 0;
+  for (std::string line; std::getline(curves, line);) ++rows;
+  EXPECT_EQ(rows, 4u * 20u);
+  expect_failure("compare --data " + kData +
+                     "diabetes.csv --label target --model linear "
+                     "--strategies bsp",
+                 {"--target"});
+  expect_failure("compare --data " + kData +
+                     "diabetes.csv --label target --model linear "
+                     "--strategies bsp,warp --target-loss 1",
+                 {"warp"});
+}
+
 }  // namespace

@@ -162,4 +162,35 @@ TEST_F(MpiCliTest, BadInputOnOneRankEndsTheJobWithItsMessage) {
   EXPECT_FALSE(fs::exists(dir_ / "b.model"));
 }
 
+TEST_F(MpiCliTest, MasterWorkerBspEqualsPeerToPeerBsp) {
+  // Mini-batch momentum SGD: two workers see the same batches whether they
+  // are ranks 0-1 (p2p) or ranks 1-2 behind a parameter server on rank 0.
+  const std::string train = " train --data " + kData +
+                            "diabetes.csv --label target --model linear --standardize "
+                            "--optimizer momentum --momentum 0.9 --batch-size 16 --epochs 5 "
+                            "--lr 0.01 --quiet --eval-every 1000";
+  ASSERT_EQ(sh(kCli + train + " --workers 2 --out threads.model"), 0) << last_output_;
+  ASSERT_EQ(sh(kMpirun + "2 " + kCli + train + " --out p2p.model"), 0) << last_output_;
+  const std::string master_worker = " --schedule master-worker --servers 1";
+  ASSERT_EQ(sh(kMpirun + "3 " + kCli + train + master_worker + " --sync bsp --out bsp.model"), 0)
+      << last_output_;
+  ASSERT_EQ(sh(kCli + train + master_worker + " --workers 2 --out mw-threads.model"), 0)
+      << last_output_;
+  ASSERT_EQ(sh(kMpirun + "3 " + kCli + train + master_worker + " --sync ssp:0 --out ssp0.model"), 0)
+      << last_output_;
+  const auto reference = params_of("threads.model");
+  expect_close(params_of("p2p.model"), reference, 1e-6, "mpirun p2p bsp vs threads");
+  expect_close(params_of("bsp.model"), reference, 1e-6, "mpirun master-worker bsp vs threads");
+  expect_close(params_of("mw-threads.model"), reference, 1e-6,
+               "threads master-worker bsp vs threads p2p");
+  expect_close(params_of("ssp0.model"), params_of("bsp.model"), 1e-6,
+               "mpirun master-worker ssp:0 vs bsp");
+  ASSERT_EQ(sh(kCli + " inspect bsp.model --json"), 0);
+  const auto spec = nlohmann::json::parse(last_output_);
+  EXPECT_EQ(spec["training"]["backend"], "mpi");
+  EXPECT_EQ(spec["training"]["workers"], 2);
+  EXPECT_EQ(spec["training"]["schedule"], "master-worker");
+  EXPECT_EQ(spec["training"]["servers"], 1);
+}
+
 }  // namespace

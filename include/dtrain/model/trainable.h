@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dtrain/data/dataset.h"
@@ -65,9 +66,9 @@ class TrainableModel {
   virtual double accumulate_gradient(std::span<const T> params, const Dataset& data,
                                      std::span<const std::size_t> rows, std::span<T> grad) = 0;
 
-  // L2 regularisation over the weights (never the biases): adds l2 * w into
-  // grad and returns 0.5 * l2 * ||w||^2.
-  virtual double add_l2(std::span<const T> params, double l2, std::span<T> grad) const = 0;
+  // Index ranges [begin, end) of the weights, which L2 regularisation
+  // applies to (never the biases or the intercept).
+  virtual std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const = 0;
 
   // out: rows.size() x output_width(), in the units of output_kind().
   virtual void predict(std::span<const T> params, const Dataset& data,

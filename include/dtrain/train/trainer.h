@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dtrain/comm/communicator.h"
@@ -19,6 +20,7 @@
 #include "dtrain/model/standardizer.h"
 #include "dtrain/model/trainable.h"
 #include "dtrain/optim/optimizer.h"
+#include "dtrain/sync/strategy.h"
 #include "dtrain/train/metrics.h"
 
 namespace dtrain {
@@ -47,8 +49,20 @@ struct TrainConfig {
   // the global batch is workers x batch_size and the rate was tuned for one.
   LrScaling lr_scaling = LrScaling::kNone;
   OptimizerConfig optimizer;  // kind kSgd: plain (stochastic) gradient descent
-  double clip_norm = 0.0;     // > 0: clip the global gradient norm to this
-  double l2 = 0.0;            // objective = mean loss + l2/2 * ||w||^2 (biases unpenalised)
+  // Who coordinates and how updates combine (see dtrain/sync/strategy.h).
+  // Master-worker: ranks [0, servers) are parameter servers and must hold no
+  // training rows; the others train.
+  Schedule schedule = Schedule::kPeerToPeer;
+  int servers = 1;
+  SyncSpec sync;
+  Topology topology = Topology::kRing;  // gossip
+  // Injected slowness: (worker index among the training ranks, factor >= 1)
+  // stretches that worker's compute time by the factor; random_delay_ms adds
+  // a uniform [0, ms) sleep to every worker's every step (seeded).
+  std::vector<std::pair<int, double>> slow;
+  double random_delay_ms = 0.0;
+  double clip_norm = 0.0;  // > 0: clip the global gradient norm to this
+  double l2 = 0.0;         // objective = mean loss + l2/2 * ||w||^2 (biases unpenalised)
   bool standardize = false;
   std::uint64_t seed = 1;
   double test_fraction = 0.0;
@@ -63,15 +77,32 @@ struct TrainConfig {
   bool train_metrics = true;
 };
 
+// One rank's share of an epoch (see SyncCounters).
+struct WorkerStats {
+  int rank = 0;
+  bool server = false;  // a master-worker parameter server
+  double compute_s = 0.0;
+  double comm_s = 0.0;
+  double wait_s = 0.0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t max_staleness = 0;
+  double mean_staleness = 0.0;
+  // Local SGD and gossip: distance of this replica from the replicas' mean,
+  // relative to the mean's norm; NaN for strategies whose replicas agree.
+  double disagreement = 0.0;
+};
+
 struct EpochReport {
   int epoch = 0;      // 1-based
   double loss = 0.0;  // training objective (mean over the epoch's steps for SGD)
   double lr = 0.0;
-  double samples_per_s = 0.0;    // training rows per second of step time, all workers
-  double epoch_seconds = 0.0;    // training steps only, evaluation excluded
-  double elapsed_seconds = 0.0;  // since train() started, evaluations included
-  std::optional<Metrics> train;  // when TrainConfig::train_metrics
-  std::optional<Metrics> test;   // when there are test rows
+  double samples_per_s = 0.0;        // training rows per second of step time, all workers
+  double epoch_seconds = 0.0;        // training steps only, evaluation excluded
+  double elapsed_seconds = 0.0;      // since train() started, evaluations included
+  std::optional<Metrics> train;      // when TrainConfig::train_metrics
+  std::optional<Metrics> test;       // when there are test rows
+  std::vector<WorkerStats> workers;  // every rank, in rank order
 };
 
 struct TrainResult {

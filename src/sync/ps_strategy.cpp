@@ -1,0 +1,78 @@
+// The worker side of master-worker training as a SyncStrategy.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "dtrain/sync/strategy.h"
+
+namespace dtrain {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <class T>
+class PsWorker final : public SyncStrategy<T> {
+ public:
+  PsWorker(Communicator& comm, const PsConfig& config) : client_(comm, config), config_(config) {}
+  std::string name() const override {
+    std::string text = "master-worker/";
+    text += to_string(config_.mode);
+    if (config_.mode == PsMode::kSsp) text.append(1, ':').append(std::to_string(config_.staleness));
+    return text;
+  }
+
+  double step(Communicator& /*comm*/, std::span<T> params, LocalStep<T> local,
+              SyncCounters& counters) override {
+    // The servers apply the update; the penalty is reported from the
+    // parameters this step computed on.
+    double norm2 = 0.0;
+    if (config_.l2 != 0.0) {
+      for (const auto& [begin, end] : config_.penalized) {
+        for (std::size_t j = begin; j < end; ++j) {
+          norm2 += static_cast<double>(params[j]) * static_cast<double>(params[j]);
+        }
+      }
+    }
+    PsCounters ps;
+    client_.push_pull(local.grad.first(params.size()), local.rows, local.loss, local.lr, params,
+                      ps);
+    add(ps, counters);
+    return 0.5 * config_.l2 * norm2;
+  }
+
+  void end_epoch(Communicator& /*comm*/, std::span<T> params, SyncCounters& counters) override {
+    PsCounters ps;
+    client_.end_epoch(params, ps);
+    add(ps, counters);
+  }
+
+ private:
+  static void add(const PsCounters& ps, SyncCounters& counters) {
+    counters.comm_s += ps.comm_s;
+    counters.wait_s += ps.wait_s;
+    counters.bytes_sent += ps.bytes_sent;
+    counters.bytes_received += ps.bytes_received;
+    counters.max_staleness = std::max(counters.max_staleness, ps.max_staleness);
+    counters.staleness_sum += ps.staleness_sum;
+    counters.staleness_count += ps.staleness_count;
+  }
+
+  PsClient<T> client_;
+  PsConfig config_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<SyncStrategy<T>> make_ps_worker_strategy(Communicator& comm,
+                                                         const PsConfig& config) {
+  return std::make_unique<PsWorker<T>>(comm, config);
+}
+
+template std::unique_ptr<SyncStrategy<float>> make_ps_worker_strategy<float>(Communicator&,
+                                                                             const PsConfig&);
+template std::unique_ptr<SyncStrategy<double>> make_ps_worker_strategy<double>(Communicator&,
+                                                                               const PsConfig&);
+
+}  // namespace dtrain

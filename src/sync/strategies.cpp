@@ -1,0 +1,357 @@
+// The peer-to-peer synchronisation strategies: bsp, local SGD, gossip.
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "dtrain/data/partition.h"
+#include "dtrain/error.h"
+#include "dtrain/sync/strategy.h"
+
+namespace dtrain {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Parses a non-negative integer argument of a sync spec ("ssp:3").
+int parse_count(std::string_view text, std::string_view whole) {
+  int value = 0;
+  if (text.empty()) throw ConfigError("--sync " + std::string(whole) + ": missing number");
+  for (const char c : text) {
+    if (c < '0' || c > '9' || value > 1'000'000) {
+      throw ConfigError("--sync " + std::string(whole) + ": '" + std::string(text) +
+                        "' is not a non-negative integer");
+    }
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+}  // namespace
+
+Schedule parse_schedule(std::string_view name) {
+  if (name == "p2p") return Schedule::kPeerToPeer;
+  if (name == "master-worker") return Schedule::kMasterWorker;
+  throw ConfigError("unknown schedule '" + std::string(name) + "' (expected p2p or master-worker)");
+}
+
+const char* to_string(Schedule schedule) {
+  return schedule == Schedule::kPeerToPeer ? "p2p" : "master-worker";
+}
+
+Topology parse_topology(std::string_view name) {
+  if (name == "ring") return Topology::kRing;
+  if (name == "random") return Topology::kRandom;
+  throw ConfigError("unknown topology '" + std::string(name) + "' (expected ring or random)");
+}
+
+const char* to_string(Topology topology) { return topology == Topology::kRing ? "ring" : "random"; }
+
+SyncSpec SyncSpec::parse(std::string_view text) {
+  SyncSpec spec;
+  const auto colon = text.find(':');
+  const std::string_view head = text.substr(0, colon);
+  const std::string_view arg = colon == std::string_view::npos ? "" : text.substr(colon + 1);
+  const bool has_arg = colon != std::string_view::npos;
+  if (head == "bsp" && !has_arg) {
+    spec.kind = Kind::kBsp;
+  } else if (head == "asp" && !has_arg) {
+    spec.kind = Kind::kAsp;
+  } else if (head == "gossip" && !has_arg) {
+    spec.kind = Kind::kGossip;
+  } else if (head == "ssp" && has_arg) {
+    spec.kind = Kind::kSsp;
+    spec.staleness = parse_count(arg, text);
+  } else if (head == "local" && has_arg) {
+    spec.kind = Kind::kLocal;
+    if (arg != "inf") {
+      spec.local_steps = parse_count(arg, text);
+      if (*spec.local_steps < 1) throw ConfigError("--sync local:H needs H >= 1");
+    }
+  } else {
+    throw ConfigError("unknown sync strategy '" + std::string(text) +
+                      "' (expected bsp, asp, ssp:S, local:H, local:inf or gossip)");
+  }
+  return spec;
+}
+
+std::string SyncSpec::to_string() const {
+  switch (kind) {
+    case Kind::kBsp:
+      return "bsp";
+    case Kind::kAsp:
+      return "asp";
+    case Kind::kSsp:
+      return "ssp:" + std::to_string(staleness);
+    case Kind::kLocal:
+      return local_steps ? "local:" + std::to_string(*local_steps) : "local:inf";
+    case Kind::kGossip:
+      return "gossip";
+  }
+  return "?";
+}
+
+void SyncSpec::check_schedule(Schedule schedule) const {
+  const bool needs_servers = kind == Kind::kAsp || kind == Kind::kSsp;
+  const bool needs_peers = kind == Kind::kLocal || kind == Kind::kGossip;
+  if (needs_servers && schedule != Schedule::kMasterWorker) {
+    throw ConfigError("--sync " + to_string() +
+                      " is a parameter-server strategy: use --schedule master-worker");
+  }
+  if (needs_peers && schedule != Schedule::kPeerToPeer) {
+    throw ConfigError("--sync " + to_string() + " has no coordinator: use --schedule p2p");
+  }
+}
+
+std::uint64_t allreduce_bytes_per_rank(std::uint64_t bytes, int ranks) {
+  if (ranks <= 1) return 0;
+  const auto n = static_cast<std::uint64_t>(ranks);
+  return 2 * (n - 1) * bytes / n;
+}
+
+// ---- the update rule ---------------------------------------------------------
+
+template <class T>
+Updater<T>::Updater(const OptimizerConfig& optimizer, double l2,
+                    std::vector<std::pair<std::size_t, std::size_t>> penalized, double clip_norm)
+    : optimizer_(make_optimizer<T>(optimizer)),
+      l2_(l2),
+      penalized_(std::move(penalized)),
+      clip_norm_(clip_norm) {}
+
+template <class T>
+double Updater<T>::apply(std::span<T> params, std::span<T> grad, double rows, double lr) {
+  assert(params.size() == grad.size());
+  if (rows <= 0) return 0.0;
+  // The same arithmetic, in the same order, as the parameter servers apply
+  // (parameter_server.cpp), so that master-worker bsp equals this bit for bit.
+  const T inv_rows = static_cast<T>(1.0 / rows);
+  for (T& g : grad) g *= inv_rows;
+  double norm2 = 0.0;
+  if (l2_ != 0.0) {
+    const T factor = static_cast<T>(l2_);
+    for (const auto& [begin, end] : penalized_) {
+      for (std::size_t j = begin; j < end; ++j) {
+        norm2 += static_cast<double>(params[j]) * static_cast<double>(params[j]);
+        grad[j] += factor * params[j];
+      }
+    }
+  }
+  if (clip_norm_ > 0) clip_by_global_norm<T>(grad, clip_norm_);
+  optimizer_->step(params, grad, lr);
+  return 0.5 * l2_ * norm2;
+}
+
+template class Updater<float>;
+template class Updater<double>;
+
+namespace {
+
+// ---- bsp: allreduce the gradient ---------------------------------------------
+
+template <class T>
+class AllreduceBsp final : public SyncStrategy<T> {
+ public:
+  explicit AllreduceBsp(std::unique_ptr<Updater<T>> updater) : updater_(std::move(updater)) {}
+  std::string name() const override { return "bsp"; }
+
+  double step(Communicator& comm, std::span<T> params, LocalStep<T> local,
+              SyncCounters& counters) override {
+    const std::size_t p = params.size();
+    assert(local.grad.size() == p + 2);
+    local.grad[p] = static_cast<T>(local.loss);
+    local.grad[p + 1] = static_cast<T>(local.rows);
+    // The barrier separates waiting for the slowest peer from moving bytes.
+    auto t0 = Clock::now();
+    if (comm.size() > 1) comm.barrier();
+    counters.wait_s += seconds_since(t0);
+    t0 = Clock::now();
+    comm.allreduce(local.grad, ReduceOp::kSum);
+    counters.comm_s += seconds_since(t0);
+    const auto bytes = allreduce_bytes_per_rank(local.grad.size_bytes(), comm.size());
+    counters.bytes_sent += bytes;
+    counters.bytes_received += bytes;
+    t0 = Clock::now();
+    const double rows = static_cast<double>(local.grad[p + 1]);
+    const double penalty = updater_->apply(params, local.grad.first(p), rows, local.lr);
+    counters.compute_s += seconds_since(t0);
+    return penalty;
+  }
+
+ private:
+  std::unique_ptr<Updater<T>> updater_;
+};
+
+// Replaces every worker's params by the mean over the workers.
+template <class T>
+void average_replicas(Communicator& comm, std::span<T> params, SyncCounters& counters) {
+  if (comm.size() == 1) return;
+  auto t0 = Clock::now();
+  comm.barrier();
+  counters.wait_s += seconds_since(t0);
+  t0 = Clock::now();
+  comm.allreduce(params, ReduceOp::kSum);
+  const T inv = static_cast<T>(1.0 / comm.size());
+  for (T& v : params) v *= inv;
+  counters.comm_s += seconds_since(t0);
+  const auto bytes = allreduce_bytes_per_rank(params.size_bytes(), comm.size());
+  counters.bytes_sent += bytes;
+  counters.bytes_received += bytes;
+}
+
+// ---- local SGD: average every H steps, or once at the end ---------------------
+
+template <class T>
+class LocalSgd final : public SyncStrategy<T> {
+ public:
+  LocalSgd(std::optional<int> every, std::unique_ptr<Updater<T>> updater)
+      : every_(every), updater_(std::move(updater)) {}
+  std::string name() const override {
+    return every_ ? "local:" + std::to_string(*every_) : "local:inf";
+  }
+  bool replicas_differ() const override { return true; }
+
+  double step(Communicator& comm, std::span<T> params, LocalStep<T> local,
+              SyncCounters& counters) override {
+    const auto t0 = Clock::now();
+    const double penalty =
+        updater_->apply(params, local.grad.first(params.size()), local.rows, local.lr);
+    counters.compute_s += seconds_since(t0);
+    // Every worker counts every step, empty batches included, so all reach
+    // the averaging steps together.
+    ++steps_;
+    if (every_ && steps_ % static_cast<std::uint64_t>(*every_) == 0) {
+      average_replicas(comm, params, counters);
+      averaged_at_ = steps_;
+    }
+    return penalty;
+  }
+
+  void finish(Communicator& comm, std::span<T> params, SyncCounters& counters) override {
+    if (averaged_at_ != steps_) average_replicas(comm, params, counters);
+  }
+
+ private:
+  std::optional<int> every_;
+  std::unique_ptr<Updater<T>> updater_;
+  std::uint64_t steps_ = 0;
+  std::uint64_t averaged_at_ = 0;
+};
+
+// ---- gossip: average with neighbours, no global collective ---------------------
+
+constexpr int kGossipTag = 7100;
+
+template <class T>
+class Gossip final : public SyncStrategy<T> {
+ public:
+  Gossip(Topology topology, std::uint64_t seed, std::unique_ptr<Updater<T>> updater)
+      : topology_(topology), seed_(seed), updater_(std::move(updater)) {}
+  std::string name() const override { return std::string("gossip/") + to_string(topology_); }
+  bool replicas_differ() const override { return true; }
+
+  double step(Communicator& comm, std::span<T> params, LocalStep<T> local,
+              SyncCounters& counters) override {
+    auto t0 = Clock::now();
+    const double penalty =
+        updater_->apply(params, local.grad.first(params.size()), local.rows, local.lr);
+    counters.compute_s += seconds_since(t0);
+    t0 = Clock::now();
+    const std::vector<int> peers = neighbours(comm, local.step);
+    if (!peers.empty()) exchange_and_average(comm, params, peers, counters);
+    counters.comm_s += seconds_since(t0);
+    return penalty;
+  }
+
+ private:
+  // Ring: left and right (one peer when there are two ranks). Random: a
+  // perfect matching drawn from (seed, step), the same on every rank; with
+  // an odd count one rank sits the step out.
+  std::vector<int> neighbours(const Communicator& comm, std::uint64_t step) const {
+    const int n = comm.size();
+    const int r = comm.rank();
+    if (n == 1) return {};
+    if (topology_ == Topology::kRing) {
+      const int left = (r + n - 1) % n;
+      const int right = (r + 1) % n;
+      return left == right ? std::vector<int>{left} : std::vector<int>{left, right};
+    }
+    std::vector<std::uint64_t> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), std::uint64_t{0});
+    seeded_shuffle(order, mix64(seed_ ^ mix64(step + 0x5eed)));
+    for (std::size_t i = 0; i + 1 < order.size(); i += 2) {
+      if (order[i] == static_cast<std::uint64_t>(r)) return {static_cast<int>(order[i + 1])};
+      if (order[i + 1] == static_cast<std::uint64_t>(r)) return {static_cast<int>(order[i])};
+    }
+    return {};
+  }
+
+  void exchange_and_average(Communicator& comm, std::span<T> params, const std::vector<int>& peers,
+                            SyncCounters& counters) {
+    inbox_.resize(peers.size() * params.size());
+    std::vector<Request> requests;
+    requests.reserve(2 * peers.size());
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      requests.push_back(comm.irecv(std::span<T>(inbox_).subspan(i * params.size(), params.size()),
+                                    peers[i], kGossipTag));
+    }
+    for (const int peer : peers) {
+      requests.push_back(comm.isend(std::span<const T>(params), peer, kGossipTag));
+    }
+    for (auto& request : requests) request.wait();
+    const auto bytes = peers.size() * params.size_bytes();
+    counters.bytes_sent += bytes;
+    counters.bytes_received += bytes;
+    const T weight = static_cast<T>(1.0 / static_cast<double>(peers.size() + 1));
+    for (std::size_t j = 0; j < params.size(); ++j) {
+      T sum = params[j];
+      for (std::size_t i = 0; i < peers.size(); ++i) sum += inbox_[i * params.size() + j];
+      params[j] = sum * weight;
+    }
+  }
+
+  Topology topology_;
+  std::uint64_t seed_;
+  std::unique_ptr<Updater<T>> updater_;
+  std::vector<T> inbox_;
+
+ public:
+  // The trained model is the replicas' mean, as for local SGD.
+  void finish(Communicator& comm, std::span<T> params, SyncCounters& counters) override {
+    average_replicas(comm, params, counters);
+  }
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<SyncStrategy<T>> make_peer_strategy(const SyncSpec& spec, Topology topology,
+                                                    std::uint64_t seed,
+                                                    std::unique_ptr<Updater<T>> updater) {
+  spec.check_schedule(Schedule::kPeerToPeer);
+  switch (spec.kind) {
+    case SyncSpec::Kind::kBsp:
+      return std::make_unique<AllreduceBsp<T>>(std::move(updater));
+    case SyncSpec::Kind::kLocal:
+      return std::make_unique<LocalSgd<T>>(spec.local_steps, std::move(updater));
+    case SyncSpec::Kind::kGossip:
+      return std::make_unique<Gossip<T>>(topology, seed, std::move(updater));
+    case SyncSpec::Kind::kAsp:
+    case SyncSpec::Kind::kSsp:
+      break;
+  }
+  throw ConfigError("--sync " + spec.to_string() + " needs --schedule master-worker");
+}
+
+template std::unique_ptr<SyncStrategy<float>> make_peer_strategy<float>(
+    const SyncSpec&, Topology, std::uint64_t, std::unique_ptr<Updater<float>>);
+template std::unique_ptr<SyncStrategy<double>> make_peer_strategy<double>(
+    const SyncSpec&, Topology, std::uint64_t, std::unique_ptr<Updater<double>>);
+
+}  // namespace dtrain
