@@ -40,6 +40,7 @@ struct TrainOptions {
   std::string backend = "auto";
   std::string partition = "range";
   std::vector<double> weights;
+  bool measure_speed = false;
   std::string optimizer = "gd";
   int epochs = 100;
   std::size_t batch_size = 32;
@@ -262,6 +263,11 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
   job.config = make_config(o);
   if (!(o.comm_timeout_s > 0)) throw ConfigError("--comm-timeout must be positive");
   if (o.gemm_threads < 1) throw ConfigError("--gemm-threads must be at least 1");
+  if (o.measure_speed && (o.partition != "range" || !o.weights.empty())) {
+    throw ConfigError(
+        "--measure-speed sizes range partitions itself: use it with --partition "
+        "range and without --weights");
+  }
   job.partitioner = make_partitioner(o.partition, o.seed, o.weights);
   if (job.config.schedule == Schedule::kMasterWorker) {
     if (o.servers < 1) throw ConfigError("--servers must be at least 1");
@@ -281,6 +287,11 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
     o.data.key_column = hash->key_column();
   }
   job.from_shards = is_shard_directory(o.data.path);
+  if (job.from_shards && o.measure_speed) {
+    throw ConfigError(
+        "--measure-speed partitions the data itself; a shard directory is split "
+        "already");
+  }
   if (job.from_shards && job.config.schedule == Schedule::kMasterWorker) {
     throw ConfigError(
         "shard directories hold one shard per rank; master-worker training reads "
@@ -318,6 +329,31 @@ std::chrono::milliseconds timeout_of(const TrainOptions& o) {
   return std::chrono::milliseconds(static_cast<long long>(o.comm_timeout_s * 1000));
 }
 
+// Relative speed of every training rank, measured: each times a fixed
+// amount of dense arithmetic (the kernels training runs on), stretched by
+// its --slow factor as its training steps will be. Collective.
+std::vector<double> measure_worker_speeds(Communicator& comm, const Job& job) {
+  const int servers = job.config.schedule == Schedule::kMasterWorker ? job.config.servers : 0;
+  double speed = 0.0;
+  if (comm.rank() >= servers) {
+    constexpr std::size_t n = 128;
+    std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 40; ++i) {
+      kernels::sgemm(kernels::Transpose::kNo, kernels::Transpose::kNo, n, n, n, 1.0f, a, n, b, n,
+                     0.0f, c, n);
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& [worker, factor] : job.config.slow) {
+      if (worker == comm.rank() - servers) seconds *= factor;
+    }
+    speed = 1.0 / std::max(seconds, 1e-9);
+  }
+  std::vector<double> all(static_cast<std::size_t>(comm.size()));
+  comm.allgather(std::span<const double>(&speed, 1), std::span<double>(all));
+  return {all.begin() + servers, all.end()};
+}
+
 // One worker's whole job (SPMD): load its part of the data, train, and — on
 // rank 0 — report progress and write the outputs.
 void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
@@ -334,9 +370,21 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
     if (!o.out.empty()) AtomicFile{o.out, /*binary=*/true};
   }
 
+  // --measure-speed: range shards sized by the speeds measured now.
+  std::unique_ptr<Partitioner> measured;
+  std::vector<double> speeds;
+  if (o.measure_speed) {
+    speeds = measure_worker_speeds(comm, job);
+    measured = std::make_unique<RangePartitioner>(speeds);
+    if (job.config.schedule == Schedule::kMasterWorker) {
+      measured = std::make_unique<WorkersOnlyPartitioner>(
+          std::move(measured), static_cast<std::uint32_t>(job.config.servers));
+    }
+  }
+  const Partitioner& partitioner = measured ? *measured : *job.partitioner;
   const Dataset shard = job.from_shards
                             ? load_shard(comm, job.data_path, job.load)
-                            : load_partitioned(comm, job.data_path, job.load, *job.partitioner);
+                            : load_partitioned(comm, job.data_path, job.load, partitioner);
   // The test set is only evaluated: contiguous ranges balance it best.
   std::optional<Dataset> test_shard;
   if (!job.test_path.empty()) {
@@ -401,6 +449,7 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   training["workers"] =
       comm.size() - (job.config.schedule == Schedule::kMasterWorker ? job.config.servers : 0);
   training["partition"] = job.from_shards ? "shards" : job.partitioner->name();
+  if (!speeds.empty()) training["measured_speeds"] = speeds;
   training["optimizer"] = to_string(job.config.optimizer.kind);
   training["schedule"] = to_string(job.config.schedule);
   training["sync"] = job.config.sync.to_string();
@@ -553,6 +602,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o, bool outputs) {
   cmd->add_option("--weights", o.weights,
                   "Range partitioning: relative capacity of each worker (one per worker)")
       ->delimiter(',');
+  cmd->add_flag("--measure-speed", o.measure_speed,
+                "Range partitioning weighted by each worker's measured speed (a short timing of "
+                "the dense kernels, --slow included)");
   cmd->add_option("--optimizer", o.optimizer,
                   "gd (full-batch gradient descent) | mini-batch: sgd | momentum | nesterov | "
                   "adam | adamw | adagrad | rmsprop")

@@ -450,4 +450,22 @@ TEST_F(CliTest, CompareRunsEveryStrategyAndWritesCurves) {
                  {"warp"});
 }
 
+// Range shards sized by measured speed: a worker slowed 4x gets a much
+// smaller share, and the speeds are recorded with the model.
+TEST_F(CliTest, MeasuredSpeedWeightsRangePartitions) {
+  const CliRun r = run("train --data " + kData +
+                       "diabetes.csv --label target --model linear --standardize --optimizer sgd "
+                       "--epochs 2 --workers 3 --measure-speed --slow 1:4 --quiet --out m.model");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto spec = nlohmann::json::parse(run("inspect m.model --json").out);
+  const auto speeds = spec["training"]["measured_speeds"];
+  ASSERT_EQ(speeds.size(), 3u);
+  EXPECT_LT(speeds[1].get<double>() * 2, speeds[0].get<double>());
+  EXPECT_LT(speeds[1].get<double>() * 2, speeds[2].get<double>());
+  expect_failure("train --data " + kData +
+                     "diabetes.csv --label target --model linear --measure-speed --partition hash "
+                     "--out m2.model",
+                 {"--measure-speed"});
+}
+
 }  // namespace
