@@ -42,18 +42,6 @@ std::vector<double> model_outputs(const SavedModel& saved, const Dataset& data) 
   return out;
 }
 
-Task task_for(const ModelArchitecture& arch) {
-  switch (arch.output_kind()) {
-    case OutputKind::kValue:
-      return Task::kRegression;
-    case OutputKind::kProbability:
-      return Task::kBinary;
-    case OutputKind::kClassProbabilities:
-      return Task::kMulticlass;
-  }
-  return Task::kRegression;
-}
-
 void run_eval(const ApplyOptions& o) {
   const SavedModel saved = load_model(o.model);
   const Dataset data = load_data_for_model(saved, o.data, o.format, o.labels, o.label, true,
@@ -62,7 +50,8 @@ void run_eval(const ApplyOptions& o) {
   const std::vector<double> outputs = model_outputs(saved, data);
   Metrics metrics;
   run_threads({}, [&](Communicator& comm) {
-    metrics = compute_metrics(comm, task_for(arch), arch.output_width(), outputs, data.labels());
+    metrics = compute_metrics(comm, task_for(arch.output_kind()), arch.output_width(), outputs,
+                              data.labels());
   });
   if (o.json) {
     std::cout << metrics_to_json(metrics).dump() << std::endl;

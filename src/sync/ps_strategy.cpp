@@ -7,9 +7,17 @@
 
 namespace dtrain {
 
-namespace {
+void add_counters(const PsCounters& from, SyncCounters& to) {
+  to.comm_s += from.comm_s;
+  to.wait_s += from.wait_s;
+  to.bytes_sent += from.bytes_sent;
+  to.bytes_received += from.bytes_received;
+  to.max_staleness = std::max(to.max_staleness, from.max_staleness);
+  to.staleness_sum += from.staleness_sum;
+  to.staleness_count += from.staleness_count;
+}
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 template <class T>
 class PsWorker final : public SyncStrategy<T> {
@@ -37,27 +45,17 @@ class PsWorker final : public SyncStrategy<T> {
     PsCounters ps;
     client_.push_pull(local.grad.first(params.size()), local.rows, local.loss, local.lr, params,
                       ps);
-    add(ps, counters);
+    add_counters(ps, counters);
     return 0.5 * config_.l2 * norm2;
   }
 
   void end_epoch(Communicator& /*comm*/, std::span<T> params, SyncCounters& counters) override {
     PsCounters ps;
     client_.end_epoch(params, ps);
-    add(ps, counters);
+    add_counters(ps, counters);
   }
 
  private:
-  static void add(const PsCounters& ps, SyncCounters& counters) {
-    counters.comm_s += ps.comm_s;
-    counters.wait_s += ps.wait_s;
-    counters.bytes_sent += ps.bytes_sent;
-    counters.bytes_received += ps.bytes_received;
-    counters.max_staleness = std::max(counters.max_staleness, ps.max_staleness);
-    counters.staleness_sum += ps.staleness_sum;
-    counters.staleness_count += ps.staleness_count;
-  }
-
   PsClient<T> client_;
   PsConfig config_;
 };

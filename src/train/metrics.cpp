@@ -313,4 +313,16 @@ std::string confusion_to_text(const Metrics& metrics, std::span<const std::strin
   return out;
 }
 
+Task task_for(OutputKind kind) {
+  switch (kind) {
+    case OutputKind::kValue:
+      return Task::kRegression;
+    case OutputKind::kProbability:
+      return Task::kBinary;
+    case OutputKind::kClassProbabilities:
+      return Task::kMulticlass;
+  }
+  return Task::kRegression;
+}
+
 }  // namespace dtrain

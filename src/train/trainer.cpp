@@ -61,18 +61,6 @@ void validate(const TrainConfig& c) {
   if (c.eval_every < 1) throw ConfigError("--eval-every must be at least 1");
 }
 
-Task task_of(OutputKind kind) {
-  switch (kind) {
-    case OutputKind::kValue:
-      return Task::kRegression;
-    case OutputKind::kProbability:
-      return Task::kBinary;
-    case OutputKind::kClassProbabilities:
-      return Task::kMulticlass;
-  }
-  return Task::kRegression;
-}
-
 // The model's metrics over `rows` of every worker.
 template <class T>
 Metrics evaluate_rows(Communicator& comm, TrainableModel<T>& model, std::span<const T> params,
@@ -84,7 +72,7 @@ Metrics evaluate_rows(Communicator& comm, TrainableModel<T>& model, std::span<co
   std::vector<float> labels(rows.size());
   const auto all_labels = data.labels();
   for (std::size_t i = 0; i < rows.size(); ++i) labels[i] = all_labels[rows[i]];
-  return compute_metrics(comm, task_of(arch.output_kind()), width, outputs, labels);
+  return compute_metrics(comm, task_for(arch.output_kind()), width, outputs, labels);
 }
 
 // The same rows in CSR form, zeros dropped.
@@ -260,13 +248,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     if (is_server) {
       PsCounters ps;
       server->serve_epoch(ps);
-      counters.comm_s = ps.comm_s;
-      counters.wait_s = ps.wait_s;
-      counters.bytes_sent = ps.bytes_sent;
-      counters.bytes_received = ps.bytes_received;
-      counters.max_staleness = ps.max_staleness;
-      counters.staleness_sum = ps.staleness_sum;
-      counters.staleness_count = ps.staleness_count;
+      add_counters(ps, counters);
     } else {
       for (std::uint64_t step = 0; step < steps_per_epoch; ++step, ++global_step) {
         std::span<const std::size_t> batch(order);
@@ -384,8 +366,9 @@ TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_
                         " servers)");
     }
     if (config.clip_norm > 0) {
-      throw ConfigError("--clip-norm needs the whole gradient, which master-worker servers never "
-                        "see (each holds a slice); use --schedule p2p");
+      throw ConfigError(
+          "--clip-norm needs the whole gradient, which master-worker servers never "
+          "see (each holds a slice); use --schedule p2p");
     }
     if (comm.rank() < config.servers && shard.rows() > 0) {
       throw ConfigError("rank " + std::to_string(comm.rank()) +

@@ -11,30 +11,12 @@
 #include "dtrain/data/readers.h"
 #include "dtrain/error.h"
 #include "dtrain/train/trainer.h"
+#include "train_on.h"
 
 namespace dtrain {
 namespace {
 
 const std::string kData = DTRAIN_SOURCE_DIR "/examples/data/";
-
-// Trains on `workers` threads, each holding its partition of `data`.
-TrainResult train_on(const Dataset& data, int workers, const std::string& partition,
-                     const TrainConfig& config) {
-  const auto partitioner = make_partitioner(partition, config.seed);
-  const auto owners = partitioner->assign(data, data.rows(), static_cast<std::uint32_t>(workers));
-  std::vector<Dataset> shards;
-  for (int w = 0; w < workers; ++w) {
-    shards.push_back(data.subset(rows_of_part(owners, static_cast<std::uint32_t>(w))));
-  }
-  TrainResult result;
-  ThreadsOptions opts;
-  opts.workers = workers;
-  run_threads(opts, [&](Communicator& comm) {
-    auto r = train(comm, shards[static_cast<std::size_t>(comm.rank())], config);
-    if (comm.rank() == 0) result = std::move(r);
-  });
-  return result;
-}
 
 // Ordinary least squares with intercept by the normal equations on
 // standardised columns (well conditioned), mapped back to raw units.

@@ -13,29 +13,12 @@
 #include "dtrain/data/readers.h"
 #include "dtrain/error.h"
 #include "dtrain/train/trainer.h"
+#include "train_on.h"
 
 namespace dtrain {
 namespace {
 
 const std::string kData = DTRAIN_SOURCE_DIR "/examples/data/";
-
-TrainResult train_on(const Dataset& data, int workers, const TrainConfig& config,
-                     const std::string& partition = "range") {
-  const auto partitioner = make_partitioner(partition, config.seed);
-  const auto owners = partitioner->assign(data, data.rows(), static_cast<std::uint32_t>(workers));
-  std::vector<Dataset> shards;
-  for (int w = 0; w < workers; ++w) {
-    shards.push_back(data.subset(rows_of_part(owners, static_cast<std::uint32_t>(w))));
-  }
-  TrainResult result;
-  ThreadsOptions opts;
-  opts.workers = workers;
-  run_threads(opts, [&](Communicator& comm) {
-    auto r = train(comm, shards[static_cast<std::size_t>(comm.rank())], config);
-    if (comm.rank() == 0) result = std::move(r);
-  });
-  return result;
-}
 
 double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -76,12 +59,12 @@ TEST(SparseLogistic, MatchesTheDenseModelOnHeartScale) {
   c.l2 = 1.0 / 270.0;
   c.eval_every = 500;
   c.model = ModelKind::kLogistic;
-  const TrainResult dense_result = train_on(dense, 3, c);
+  const TrainResult dense_result = train_on(dense, 3, "range", c);
   c.model = ModelKind::kSparseLogistic;
-  const TrainResult sparse_result = train_on(sparse, 3, c);
+  const TrainResult sparse_result = train_on(sparse, 3, "range", c);
   EXPECT_LT(max_relative_difference(sparse_result.params, dense_result.params), 1e-6);
   // The sparse model also converts dense input to CSR itself.
-  const TrainResult converted = train_on(dense, 2, c);
+  const TrainResult converted = train_on(dense, 2, "range", c);
   EXPECT_LT(max_relative_difference(converted.params, dense_result.params), 1e-6);
   EXPECT_NEAR(sparse_result.history.back().train->at("accuracy"), 0.84444, 0.005);
 }
@@ -125,11 +108,11 @@ TEST(Networks, OneWorkerEqualsManyWorkersWithFullBatches) {
   const Dataset data = blobs(300, 3);
   for (const ModelKind kind : {ModelKind::kSoftmax, ModelKind::kMlp}) {
     const TrainConfig c = network_config(kind);
-    const TrainResult one = train_on(data, 1, c);
+    const TrainResult one = train_on(data, 1, "range", c);
     EXPECT_EQ(one.architecture.classes, 3u);
     EXPECT_GT(one.history.back().train->at("accuracy"), 0.9) << to_string(kind);
     for (const int workers : {2, 3, 5}) {
-      const TrainResult many = train_on(data, workers, c, "hash");
+      const TrainResult many = train_on(data, workers, "hash", c);
       // float32 sums in a different grouping: equal to rounding, not bits.
       EXPECT_LT(max_relative_difference(many.params, one.params), 1e-4)
           << to_string(kind) << " on " << workers << " workers";
@@ -146,11 +129,11 @@ TEST(Networks, SameSeedSameBits) {
   c.eval_every = 5;
   c.optimizer.kind = OptimizerKind::kAdam;
   c.lr.base = 0.01;
-  const TrainResult a = train_on(data, 2, c);
-  const TrainResult b = train_on(data, 2, c);
+  const TrainResult a = train_on(data, 2, "range", c);
+  const TrainResult b = train_on(data, 2, "range", c);
   EXPECT_EQ(a.params, b.params);
   c.seed = 8;
-  const TrainResult other = train_on(data, 2, c);
+  const TrainResult other = train_on(data, 2, "range", c);
   EXPECT_NE(a.params, other.params);
 }
 
@@ -173,7 +156,7 @@ TEST(Networks, EveryOptimizerLearnsTheBlobs) {
     c.lr.kind = LrSchedule::Kind::kCosine;
     c.lr.total_epochs = c.epochs;
     c.clip_norm = 5.0;
-    const TrainResult r = train_on(data, 2, c);
+    const TrainResult r = train_on(data, 2, "range", c);
     EXPECT_GT(r.history.back().train->at("accuracy"), 0.9) << to_string(kind);
   }
 }
@@ -187,22 +170,22 @@ TEST(Networks, LinearScalingMultipliesTheRateByTheWorkers) {
   c.eval_every = 1;
   c.lr.base = 0.1;
   c.lr_scaling = LrScaling::kLinear;
-  EXPECT_DOUBLE_EQ(train_on(data, 3, c).history.back().lr, 0.3);
+  EXPECT_DOUBLE_EQ(train_on(data, 3, "range", c).history.back().lr, 0.3);
   c.lr_scaling = LrScaling::kNone;
-  EXPECT_DOUBLE_EQ(train_on(data, 3, c).history.back().lr, 0.1);
+  EXPECT_DOUBLE_EQ(train_on(data, 3, "range", c).history.back().lr, 0.1);
 }
 
 TEST(Networks, RejectsImpossibleSetups) {
   const Dataset data = blobs(30, 1);
   TrainConfig c = network_config(ModelKind::kMlp);
   c.hidden.clear();
-  EXPECT_THROW(train_on(data, 1, c), ConfigError);
+  EXPECT_THROW(train_on(data, 1, "range", c), ConfigError);
   c = network_config(ModelKind::kSoftmax);
   c.hidden = {4};
-  EXPECT_THROW(train_on(data, 1, c), ConfigError);
+  EXPECT_THROW(train_on(data, 1, "range", c), ConfigError);
   c = network_config(ModelKind::kLinear);
   c.hidden = {4};
-  EXPECT_THROW(train_on(data, 1, c), ConfigError);
+  EXPECT_THROW(train_on(data, 1, "range", c), ConfigError);
 }
 
 // ---- Fashion-MNIST ----------------------------------------------------------

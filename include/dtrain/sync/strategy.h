@@ -138,6 +138,9 @@ std::unique_ptr<SyncStrategy<T>> make_peer_strategy(const SyncSpec& spec, Topolo
                                                     std::uint64_t seed,
                                                     std::unique_ptr<Updater<T>> updater);
 
+// Adds a parameter server's or client's counters to a strategy's.
+void add_counters(const PsCounters& from, SyncCounters& to);
+
 // A master-worker worker's side: pushes its gradient to the servers and
 // pulls the parameters each step (PsClient). Call on worker ranks only.
 template <class T>

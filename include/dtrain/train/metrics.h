@@ -11,6 +11,7 @@
 #include "dtrain/comm/communicator.h"
 #include "dtrain/data/dataset.h"
 #include "dtrain/model/model.h"
+#include "dtrain/model/trainable.h"
 
 namespace dtrain {
 
@@ -38,6 +39,10 @@ struct Metrics {
   // when no row belongs to c.
   std::vector<double> precision, recall;
 };
+
+// The task a model's outputs call for: values are regression, P(y = 1)
+// binary, class probabilities multiclass.
+Task task_for(OutputKind kind);
 
 // Collective: every worker passes the model outputs for its own rows (any
 // number, zero included) and all get the metrics of all rows together.
