@@ -71,7 +71,7 @@ class LinearTrainable final : public TrainableModel<double> {
   const ModelArchitecture& architecture() const override { return arch_; }
   std::size_t num_params() const override { return model_->num_params(); }
 
-  void init(std::span<double> params, std::uint64_t /*seed*/) override {
+  void init(std::span<double> params, std::uint64_t /*seed*/, InitScheme /*scheme*/) override {
     // Convex: zeros are as good a start as any, and keep every worker (and
     // every run) identical without a broadcast.
     std::fill(params.begin(), params.end(), 0.0);
@@ -136,7 +136,9 @@ class NetworkTrainable final : public TrainableModel<T> {
   const ModelArchitecture& architecture() const override { return arch_; }
   std::size_t num_params() const override { return net_.num_params(); }
 
-  void init(std::span<T> params, std::uint64_t seed) override { net_.init(params, seed); }
+  void init(std::span<T> params, std::uint64_t seed, InitScheme scheme) override {
+    net_.init(params, seed, scheme);
+  }
 
   double accumulate_gradient(std::span<const T> params, const Dataset& data,
                              std::span<const std::size_t> rows, std::span<T> grad) override {

@@ -174,7 +174,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   const Dataset& data = *setup.data;
   const std::size_t num_params = model.num_params();
   std::vector<T> params(num_params);
-  model.init(params, config.seed);
+  model.init(params, config.seed, config.init);
 
   // Roles: under master-worker the first `servers` ranks own the
   // parameters; every other rank trains.

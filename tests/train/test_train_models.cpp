@@ -120,6 +120,21 @@ TEST(Networks, OneWorkerEqualsManyWorkersWithFullBatches) {
   }
 }
 
+TEST(Networks, InitSchemeIsTheOneAskedFor) {
+  const Dataset data = blobs(60, 4);
+  TrainConfig c = network_config(ModelKind::kMlp);
+  c.epochs = 1;
+  c.eval_every = 1;
+  c.init = InitScheme::kHe;
+  const TrainResult he = train_on(data, 1, "range", c);
+  c.init = InitScheme::kXavier;
+  const TrainResult xavier = train_on(data, 1, "range", c);
+  c.init = InitScheme::kAuto;  // tanh: Xavier
+  const TrainResult automatic = train_on(data, 1, "range", c);
+  EXPECT_NE(he.params, xavier.params);
+  EXPECT_EQ(automatic.params, xavier.params);
+}
+
 TEST(Networks, SameSeedSameBits) {
   const Dataset data = blobs(150, 5);
   TrainConfig c = network_config(ModelKind::kMlp);

@@ -58,8 +58,9 @@ class TrainableModel {
   virtual std::size_t num_params() const = 0;
 
   // The starting point: zeros for the convex models (every worker and run
-  // identical without a broadcast), seeded He/Xavier for networks.
-  virtual void init(std::span<T> params, std::uint64_t seed) = 0;
+  // identical without a broadcast; `scheme` does not apply), the seeded
+  // scheme's draws for networks.
+  virtual void init(std::span<T> params, std::uint64_t seed, InitScheme scheme) = 0;
 
   // Adds d(sum of the per-row losses of `rows`)/d(params) into grad and
   // returns that summed loss.
