@@ -186,25 +186,6 @@ std::pair<int, double> parse_slow(const std::string& text) {
   }
 }
 
-// Master-worker: the parameter servers (ranks [0, S)) hold no rows; the
-// workers' partitioner splits the data among ranks S..N-1.
-class WorkersOnlyPartitioner final : public Partitioner {
- public:
-  WorkersOnlyPartitioner(std::unique_ptr<Partitioner> inner, std::uint32_t servers)
-      : inner_(std::move(inner)), servers_(servers) {}
-  std::string name() const override { return inner_->name(); }
-  std::vector<std::uint32_t> assign(const Dataset& data, std::uint64_t total_rows,
-                                    std::uint32_t parts) const override {
-    auto owners = inner_->assign(data, total_rows, parts - servers_);
-    for (auto& owner : owners) owner += servers_;
-    return owners;
-  }
-
- private:
-  std::unique_ptr<Partitioner> inner_;
-  std::uint32_t servers_;
-};
-
 TrainConfig make_config(const TrainOptions& o) {
   TrainConfig config;
   config.model = parse_model_kind(o.model);
@@ -276,8 +257,8 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
         o.data.key_column = hash->key_column();
       }
     }
-    job.partitioner = std::make_unique<WorkersOnlyPartitioner>(
-        std::move(job.partitioner), static_cast<std::uint32_t>(o.servers));
+    job.partitioner = std::make_unique<OffsetPartitioner>(std::move(job.partitioner),
+                                                          static_cast<std::uint32_t>(o.servers));
   }
   job.backend = std::move(backend);
   job.workers = workers;
@@ -377,7 +358,7 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
     speeds = measure_worker_speeds(comm, job);
     measured = std::make_unique<RangePartitioner>(speeds);
     if (job.config.schedule == Schedule::kMasterWorker) {
-      measured = std::make_unique<WorkersOnlyPartitioner>(
+      measured = std::make_unique<OffsetPartitioner>(
           std::move(measured), static_cast<std::uint32_t>(job.config.servers));
     }
   }

@@ -209,6 +209,20 @@ std::vector<std::uint32_t> ShufflePartitioner::assign(const Dataset& data, std::
   return owner;
 }
 
+OffsetPartitioner::OffsetPartitioner(std::unique_ptr<Partitioner> inner, std::uint32_t first)
+    : inner_(std::move(inner)), first_(first) {}
+
+std::vector<std::uint32_t> OffsetPartitioner::assign(const Dataset& data, std::uint64_t total_rows,
+                                                     std::uint32_t parts) const {
+  if (parts <= first_) {
+    throw ConfigError("no part left for the rows: " + std::to_string(parts) + " parts, the first " +
+                      std::to_string(first_) + " kept empty");
+  }
+  auto owners = inner_->assign(data, total_rows, parts - first_);
+  for (auto& owner : owners) owner += first_;
+  return owners;
+}
+
 std::unique_ptr<Partitioner> make_partitioner(std::string_view spec, std::uint64_t seed,
                                               std::vector<double> weights) {
   std::unique_ptr<Partitioner> p;

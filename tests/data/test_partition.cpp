@@ -265,5 +265,16 @@ TEST(RowsOfPart, InDatasetOrder) {
   EXPECT_TRUE(rows_of_part(owner, 3).empty());
 }
 
+TEST(OffsetPartitioner, KeepsTheFirstPartsEmpty) {
+  const Dataset data = rows_with_ids(100);
+  const auto inner = RangePartitioner{}.assign(data, 100, 3);
+  const OffsetPartitioner offset(std::make_unique<RangePartitioner>(), 2);
+  const auto owners = offset.assign(data, 100, 5);
+  ASSERT_EQ(owners.size(), inner.size());
+  for (std::size_t i = 0; i < owners.size(); ++i) EXPECT_EQ(owners[i], inner[i] + 2) << i;
+  EXPECT_EQ(offset.name(), "range");
+  EXPECT_THROW(offset.assign(data, 100, 2), ConfigError);
+}
+
 }  // namespace
 }  // namespace dtrain

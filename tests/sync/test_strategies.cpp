@@ -388,23 +388,6 @@ TEST(ParameterServerTraffic, EachServerReceivesItsShareOfTheGradientBytes) {
 
 // ---- Fashion-MNIST -------------------------------------------------------------
 
-// Range partitioning among the training ranks only: under master-worker the
-// first `servers` ranks are parameter servers and get no rows.
-class WorkerRangePartitioner final : public Partitioner {
- public:
-  explicit WorkerRangePartitioner(std::uint32_t servers) : servers_(servers) {}
-  std::string name() const override { return "range"; }
-  std::vector<std::uint32_t> assign(const Dataset& data, std::uint64_t total_rows,
-                                    std::uint32_t parts) const override {
-    auto owners = RangePartitioner{}.assign(data, total_rows, parts - servers_);
-    for (auto& owner : owners) owner += servers_;
-    return owners;
-  }
-
- private:
-  std::uint32_t servers_;
-};
-
 struct FashionRun {
   Strategy strategy;
   double lr = 0.05;
@@ -425,9 +408,9 @@ std::vector<double> fashion_mnist_accuracies(int workers, int servers,
     LoadOptions load;
     load.format = FileFormat::kIdx;
     load.labels_path = train_files->labels;
-    const Dataset shard =
-        load_partitioned(comm, train_files->features, load,
-                         WorkerRangePartitioner(static_cast<std::uint32_t>(servers)));
+    const Dataset shard = load_partitioned(comm, train_files->features, load,
+                                           OffsetPartitioner(std::make_unique<RangePartitioner>(),
+                                                             static_cast<std::uint32_t>(servers)));
     load.labels_path = test_files->labels;
     const Dataset test = load_partitioned(comm, test_files->features, load, RangePartitioner{});
     for (std::size_t i = 0; i < runs.size(); ++i) {

@@ -101,6 +101,21 @@ class ShufflePartitioner final : public Partitioner {
   std::uint64_t seed_;
 };
 
+// Leaves parts [0, first) empty and lets `inner` split the rows among parts
+// first..parts-1: master-worker training keeps its parameter servers, the
+// first ranks, free of data. ConfigError when parts <= first.
+class OffsetPartitioner final : public Partitioner {
+ public:
+  OffsetPartitioner(std::unique_ptr<Partitioner> inner, std::uint32_t first);
+  std::string name() const override { return inner_->name(); }
+  std::vector<std::uint32_t> assign(const Dataset& data, std::uint64_t total_rows,
+                                    std::uint32_t parts) const override;
+
+ private:
+  std::unique_ptr<Partitioner> inner_;
+  std::uint32_t first_;
+};
+
 // "range" | "hash" | "hash:COLUMN" | "shuffle"; throws ConfigError otherwise.
 std::unique_ptr<Partitioner> make_partitioner(std::string_view spec, std::uint64_t seed,
                                               std::vector<double> weights = {});
