@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "dtrain/error.h"
+#include "dtrain/sync/updater.h"
 
 namespace dtrain {
 namespace {
@@ -63,21 +64,6 @@ void record_staleness(PsCounters& counters, std::uint64_t staleness) {
 
 std::string rank_prefix(const Communicator& comm) {
   return "rank " + std::to_string(comm.rank()) + ": ";
-}
-
-// grad (the server's range of the mean gradient) += l2 * params on the
-// penalised indices, as the models' add_l2 does on the full vector.
-template <class T>
-void add_l2_on_range(const PsConfig& config, std::size_t lo, std::span<const T> params,
-                     std::span<T> grad) {
-  if (config.l2 == 0.0) return;
-  const T factor = static_cast<T>(config.l2);
-  const std::size_t hi = lo + params.size();
-  for (const auto& [begin, end] : config.penalized) {
-    const std::size_t from = std::max(begin, lo);
-    const std::size_t to = std::min(end, hi);
-    for (std::size_t j = from; j < to; ++j) grad[j - lo] += factor * params[j - lo];
-  }
 }
 
 // How an idle server waits for the next message: a short spin, then yields
@@ -153,8 +139,8 @@ struct PsServer<T>::State {
   PsConfig config;
   int workers = 0;
   std::size_t lo = 0, hi = 0;
-  std::vector<T> params;  // [lo, hi)
-  std::unique_ptr<BasicOptimizer<T>> optimizer;
+  std::vector<T> params;                // [lo, hi)
+  std::unique_ptr<Updater<T>> updater;  // the trainer's update rule, on [lo, hi)
   std::uint64_t version = 0;
   std::vector<T> grad;  // scratch: the combined gradient of one update
 
@@ -166,10 +152,7 @@ struct PsServer<T>::State {
   // parameters alone (the trainer skips such a step too) but still counts.
   void apply(double rows, double lr) {
     if (rows != 0) {
-      const T inv_rows = static_cast<T>(1.0 / rows);
-      for (T& g : grad) g *= inv_rows;
-      add_l2_on_range<T>(config, lo, params, grad);
-      optimizer->step(params, grad, lr);
+      updater->apply(params, grad, rows, lr);
     }
     ++version;
   }
@@ -226,7 +209,15 @@ PsServer<T>::PsServer(Communicator& comm, PsConfig config, std::span<const T> in
   st.params.assign(initial_params.begin() + static_cast<std::ptrdiff_t>(st.lo),
                    initial_params.begin() + static_cast<std::ptrdiff_t>(st.hi));
   st.grad.resize(st.count());
-  st.optimizer = make_optimizer<T>(st.config.optimizer);
+  // The penalised ranges that fall in this server's range, shifted to it.
+  std::vector<std::pair<std::size_t, std::size_t>> penalized;
+  for (const auto& [begin, end] : st.config.penalized) {
+    const std::size_t from = std::max(begin, st.lo);
+    const std::size_t to = std::min(end, st.hi);
+    if (from < to) penalized.emplace_back(from - st.lo, to - st.lo);
+  }
+  st.updater = std::make_unique<Updater<T>>(st.config.optimizer, st.config.l2, std::move(penalized),
+                                            /*clip_norm=*/0.0);
 }
 
 template <class T>

@@ -31,6 +31,7 @@
 #include "dtrain/comm/communicator.h"
 #include "dtrain/optim/optimizer.h"
 #include "dtrain/sync/parameter_server.h"
+#include "dtrain/sync/updater.h"
 
 namespace dtrain {
 
@@ -75,26 +76,6 @@ struct SyncCounters {
   double mean_staleness() const {
     return staleness_count == 0 ? 0.0 : staleness_sum / static_cast<double>(staleness_count);
   }
-};
-
-// The update rule shared by every strategy: mean gradient, L2 on the
-// weights, optional clipping, then the optimizer. Each replica (or server
-// range) owns one, so optimizer state is never shared.
-template <class T>
-class Updater {
- public:
-  Updater(const OptimizerConfig& optimizer, double l2,
-          std::vector<std::pair<std::size_t, std::size_t>> penalized, double clip_norm);
-  // grad holds gradient sums over `rows` rows; it is scaled in place.
-  // Returns the L2 penalty 0.5 * l2 * ||w||^2 of the parameters before the
-  // step.
-  double apply(std::span<T> params, std::span<T> grad, double rows, double lr);
-
- private:
-  std::unique_ptr<BasicOptimizer<T>> optimizer_;
-  double l2_;
-  std::vector<std::pair<std::size_t, std::size_t>> penalized_;
-  double clip_norm_;
 };
 
 // The step's contribution of one worker: gradient sums of its batch.
