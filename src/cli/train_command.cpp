@@ -325,9 +325,7 @@ std::vector<double> measure_worker_speeds(Communicator& comm, const Job& job) {
                      0.0f, c, n);
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (const auto& [worker, factor] : job.config.slow) {
-      if (worker == comm.rank() - servers) seconds *= factor;
-    }
+    seconds *= slow_factor(job.config, comm.rank() - servers);
     speed = 1.0 / std::max(seconds, 1e-9);
   }
   std::vector<double> all(static_cast<std::size_t>(comm.size()));

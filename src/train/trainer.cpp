@@ -23,6 +23,14 @@ bool is_test_row(std::uint64_t row_id, std::uint64_t seed, double test_fraction)
   return u < test_fraction;
 }
 
+double slow_factor(const TrainConfig& config, int worker) {
+  double factor = 1.0;
+  for (const auto& [slowed, f] : config.slow) {
+    if (slowed == worker) factor = f;
+  }
+  return factor;
+}
+
 // Row indices are shuffled by the shared seeded_shuffle, which takes 64-bit
 // items.
 static_assert(std::is_same_v<std::size_t, std::uint64_t>);
@@ -43,12 +51,7 @@ void validate(const TrainConfig& c) {
   if (!(c.lr.base > 0.0) || !std::isfinite(c.lr.base)) {
     throw ConfigError("--lr must be a positive number");
   }
-  if (c.lr.kind == LrSchedule::Kind::kStep && (c.lr.step_epochs < 1 || !(c.lr.gamma > 0.0))) {
-    throw ConfigError("step schedule needs --lr-step >= 1 and --lr-gamma > 0");
-  }
-  if (!(c.lr.warmup_epochs >= 0.0) || !std::isfinite(c.lr.warmup_epochs)) {
-    throw ConfigError("--warmup-epochs must be >= 0");
-  }
+  c.lr.validate();
   c.optimizer.validate();
   if (!(c.clip_norm >= 0.0) || !std::isfinite(c.clip_norm)) {
     throw ConfigError("--clip-norm must be >= 0");
@@ -206,10 +209,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
                                      config.clip_norm));
   }
   const bool replicas_differ = strategy != nullptr && strategy->replicas_differ();
-  double slow_factor = 1.0;
-  for (const auto& [worker, factor] : config.slow) {
-    if (worker == worker_index && !is_server) slow_factor = factor;
-  }
+  const double slowness = is_server ? 1.0 : slow_factor(config, worker_index);
 
   // One buffer per step: [gradient sums (P), two slots for the strategy].
   std::vector<T> sums(num_params + 2);
@@ -261,7 +261,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
         std::fill(sums.begin(), sums.end(), T{0});
         const double local_loss = model.accumulate_gradient(params, data, batch, grad);
         // Injected slowness stretches this worker's compute time.
-        sleep_for_seconds((slow_factor - 1.0) * seconds_since(compute_start));
+        sleep_for_seconds((slowness - 1.0) * seconds_since(compute_start));
         if (config.random_delay_ms > 0) {
           const std::uint64_t h =
               mix64(config.seed ^

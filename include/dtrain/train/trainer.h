@@ -117,6 +117,10 @@ struct TrainResult {
   std::uint64_t test_rows = 0;   // global
 };
 
+// How many times slower `worker` (an index among the training ranks) is
+// made by config.slow: the last entry naming it, or 1.
+double slow_factor(const TrainConfig& config, int worker);
+
 // Whether the row with this global id belongs to the test split: decided by a
 // hash of (seed, row id) alone, so the split is the same whatever the number
 // of workers or the partitioning.
