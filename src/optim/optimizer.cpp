@@ -269,11 +269,6 @@ std::unique_ptr<BasicOptimizer<T>> make_optimizer(const OptimizerConfig& config)
 template std::unique_ptr<BasicOptimizer<float>> make_optimizer<float>(const OptimizerConfig&);
 template std::unique_ptr<BasicOptimizer<double>> make_optimizer<double>(const OptimizerConfig&);
 
-std::unique_ptr<Optimizer> make_optimizer(double momentum, bool nesterov) {
-  if (momentum == 0.0 && !nesterov) return std::make_unique<GradientDescent>();
-  return std::make_unique<MomentumSgd>(momentum, nesterov);
-}
-
 template <class T>
 double clip_by_global_norm(std::span<T> grad, double max_norm) {
   double sum_of_squares = 0.0;

@@ -65,7 +65,10 @@ TEST(OptimizerTest, NesterovLooksAhead) {
 
 TEST(OptimizerTest, MomentumMinimisesAQuadratic) {
   // f(x) = 0.5 * (100 x0^2 + x1^2): ill-conditioned; momentum still gets there.
-  auto opt = make_optimizer(0.9, false);
+  OptimizerConfig config;
+  config.kind = OptimizerKind::kMomentum;
+  config.momentum = 0.9;
+  auto opt = make_optimizer<double>(config);
   std::vector<double> p{1.0, 1.0};
   for (int i = 0; i < 2000; ++i) {
     const std::vector<double> g{100 * p[0], p[1]};
@@ -78,12 +81,6 @@ TEST(OptimizerTest, MomentumMinimisesAQuadratic) {
 TEST(OptimizerTest, RejectsBadMomentum) {
   EXPECT_THROW(MomentumSgd(1.0, false), ConfigError);
   EXPECT_THROW(MomentumSgd(-0.1, false), ConfigError);
-}
-
-TEST(OptimizerTest, LegacyFactoryPicksTheRule) {
-  EXPECT_EQ(make_optimizer(0.0, false)->name(), "sgd");
-  EXPECT_EQ(make_optimizer(0.9, false)->name(), "momentum");
-  EXPECT_EQ(make_optimizer(0.9, true)->name(), "nesterov");
 }
 
 // ---------------------------------------------------------------------------

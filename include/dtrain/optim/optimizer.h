@@ -114,9 +114,6 @@ extern template class BasicMomentumSgd<double>;
 template <class T>
 std::unique_ptr<BasicOptimizer<T>> make_optimizer(const OptimizerConfig& config);
 
-// momentum == 0 and !nesterov gives GradientDescent.
-std::unique_ptr<Optimizer> make_optimizer(double momentum, bool nesterov);
-
 // Rescales grad in place so that its L2 norm is at most max_norm: no-op when
 // max_norm <= 0, when the norm is already at most max_norm, or when the norm
 // is not finite (the returned value lets the caller notice and skip the
