@@ -228,9 +228,9 @@ def run_pytorch(args, mode, coretype, tmp, log):
     return result
 
 
-def run_dtrain(args, workers, tmp, log, epochs=None, tag=""):
-    epochs = epochs or args.epochs
-    run_dir = os.path.join(tmp, f"dtrain_w{workers}{tag}")
+def dtrain_command(args, workers, epochs, run_dir):
+    """The dtrain training command of the comparison, writing into run_dir;
+    returns (command, metrics file)."""
     os.makedirs(run_dir, exist_ok=True)
     metrics = os.path.join(run_dir, "metrics.jsonl")
     cmd = [
@@ -251,6 +251,12 @@ def run_dtrain(args, workers, tmp, log, epochs=None, tag=""):
         "--metrics-out", metrics,
         "--quiet",
     ]  # fmt: skip
+    return cmd, metrics
+
+
+def run_dtrain(args, workers, tmp, log, epochs=None, tag=""):
+    cmd, metrics = dtrain_command(args, workers, epochs or args.epochs,
+                                  os.path.join(tmp, f"dtrain_w{workers}{tag}"))
     rc, output, wall, other = run_logged(cmd, dict(os.environ), log, args.run_timeout)
     result = {"command": " ".join(shlex.quote(c) for c in cmd), "returncode": rc,
               "process_wall_s": wall, "other_busy_during": other}
@@ -275,16 +281,8 @@ def run_dtrain_pair(args, tmp, log, epochs, tag):
     ceiling a 2-worker job is measured against. Returns the summed samples/s."""
     procs, paths = [], []
     for k in (0, 1):
-        run_dir = os.path.join(tmp, f"dtrain_pair{tag}_{k}")
-        os.makedirs(run_dir, exist_ok=True)
-        metrics = os.path.join(run_dir, "metrics.jsonl")
-        cmd = [args.dtrain, "train", "--data", "fashion-mnist", "--test-data",
-               "fashion-mnist:test", "--model", "mlp",
-               "--hidden", "256,128", "--activation", "relu", "--optimizer", "momentum",
-               "--momentum", repr(args.momentum), "--lr", repr(args.lr),
-               "--batch-size", str(args.batch_size), "--epochs", str(epochs), "--workers", "1",
-               "--seed", str(args.seed), "--out", os.path.join(run_dir, "model.dtm"),
-               "--metrics-out", metrics, "--quiet"]
+        cmd, metrics = dtrain_command(args, 1, epochs,
+                                      os.path.join(tmp, f"dtrain_pair{tag}_{k}"))
         log("$ " + " ".join(shlex.quote(c) for c in cmd) + " &")
         procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.STDOUT))
