@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gemm_check.h"
+#include "gemm_small.h"
 
 #ifdef DTRAIN_HAVE_DNNL
 #include <omp.h>
@@ -58,9 +59,13 @@ void sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t
   detail::check_gemm_args(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
   if (m == 0 || n == 0) return;
   // oneDNN rejects k == 0 (it wants lda >= max(1, k)); BLAS semantics are
-  // C = beta * C, done here.
-  if (k == 0) {
+  // C = beta * C, done here, as for alpha == 0 (A and B are then not read).
+  if (k == 0 || alpha == 0.0f) {
     detail::scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  if (detail::small_sgemm_handles(ta, tb, m, n, k)) {
+    detail::small_sgemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
     return;
   }
   OmpThreadsScope threads(g_threads.load(std::memory_order_relaxed));
@@ -84,6 +89,18 @@ const char* gemm_backend_name() {
 #else
   return "reference";
 #endif
+}
+
+const char* sgemm_kernel_name(Transpose ta, Transpose tb, std::size_t m, std::size_t n,
+                              std::size_t k) {
+#ifdef DTRAIN_HAVE_DNNL
+  if (m > 0 && n > 0 && k > 0 && detail::small_sgemm_handles(ta, tb, m, n, k)) {
+    return "small-avx2";
+  }
+#else
+  (void)ta, (void)tb, (void)m, (void)n, (void)k;
+#endif
+  return gemm_backend_name();
 }
 
 int set_gemm_threads(int threads) {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "dtrain/error.h"
+#include "dtrain/util/aligned_vector.h"
 
 namespace dtrain {
 
@@ -103,7 +104,7 @@ class LinearTrainable final : public TrainableModel<double> {
 // Rows of a dataset copied into one contiguous row-major block, the layout
 // the GEMM kernels want; sparse rows are expanded.
 void gather_rows(const Dataset& data, std::span<const std::size_t> rows, std::size_t width,
-                 std::vector<float>& x, std::vector<float>& labels) {
+                 AlignedVector<float>& x, std::vector<float>& labels) {
   x.resize(rows.size() * width);
   labels.resize(rows.size());
   const auto all_labels = data.labels();
@@ -174,9 +175,9 @@ class NetworkTrainable final : public TrainableModel<T> {
  private:
   ModelArchitecture arch_;
   Network<T> net_;
-  std::vector<float> x_;
+  AlignedVector<float> x_;
   std::vector<float> labels_;
-  std::vector<T> outputs_;
+  AlignedVector<T> outputs_;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "dtrain/error.h"
 #include "dtrain/sync/parameter_server.h"
 #include "dtrain/sync/strategy.h"
+#include "dtrain/util/aligned_vector.h"
 
 namespace dtrain {
 
@@ -176,7 +177,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
               const std::function<void(const EpochReport&)>& on_report) {
   const Dataset& data = *setup.data;
   const std::size_t num_params = model.num_params();
-  std::vector<T> params(num_params);
+  AlignedVector<T> params(num_params);
   model.init(params, config.seed, config.init);
 
   // Roles: under master-worker the first `servers` ranks own the
@@ -212,7 +213,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   const double slowness = is_server ? 1.0 : slow_factor(config, worker_index);
 
   // One buffer per step: [gradient sums (P), two slots for the strategy].
-  std::vector<T> sums(num_params + 2);
+  AlignedVector<T> sums(num_params + 2);
   auto grad = std::span<T>(sums).first(num_params);
 
   // Mini-batch: every worker takes the same number of steps per epoch (the

@@ -121,6 +121,18 @@ const std::vector<Shape>& shapes() {
       {4, 6, 0, 2, 1.0f, 0.0f},  // k == 0, beta == 0: C = 0
       {4, 6, 3, 1, 0.0f, 3.0f},  // alpha == 0
       {33, 65, 47, 5, 0.75f, 0.5f},
+      // Blocks and remainders of the small kernels (gemm_small.cpp): rows
+      // past multiples of 3 and 6, columns past 16, 8 and 4, k past 8.
+      {5, 3, 7, 1},
+      {6, 16, 9, 2, 1.0f, 1.0f},
+      {8, 9, 17, 1, -1.0f, 0.0f},
+      {11, 10, 13, 3, 0.5f, 2.0f},
+      {13, 4, 8},
+      {16, 23, 16, 2, 0.5f, 0.5f},
+      {2, 1, 33},
+      {10, 128, 128, 0, 1.0f, 1.0f},  // MLP layer 3 weight gradient, accumulated
+      {128, 128, 10},                 // MLP layer 3 input gradient
+      {128, 10, 784},                 // softmax regression forward
       {128, 10, 128},                 // MLP layer 3 forward
       {128, 256, 784},                // MLP layer 1 forward
       {784, 256, 128, 0, 1.0f, 1.0f}  // MLP layer 1 weight gradient, accumulated
@@ -196,6 +208,30 @@ TEST(Gemm, BackendNameAndThreads) {
   // A multi-threaded call gives the same answers.
   check_shape(&sgemm, Transpose::kNo, Transpose::kYes, {128, 256, 784, 3, 1.0f, 0.5f}, 99);
   EXPECT_EQ(set_gemm_threads(1), 1);
+}
+
+// Which kernel runs which shape: the narrow layer shapes go to dtrain's small
+// kernels exactly where the CPU has AVX2 and FMA but not AVX-512 (and only
+// with the oneDNN backend); the wide ones, and op(A)^T op(B)^T, never do.
+TEST(Gemm, KernelChoiceFollowsShapeAndCpu) {
+  const std::string backend = gemm_backend_name();
+  const auto N = Transpose::kNo;
+  const auto T = Transpose::kYes;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  const bool small_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         !__builtin_cpu_supports("avx512f");
+#else
+  const bool small_cpu = false;
+#endif
+  const std::string narrow = backend == "onednn" && small_cpu ? "small-avx2" : backend;
+  EXPECT_EQ(sgemm_kernel_name(N, T, 128, 10, 128), narrow);  // forward, 10 outputs
+  EXPECT_EQ(sgemm_kernel_name(T, N, 10, 128, 128), narrow);  // weight gradient
+  EXPECT_EQ(sgemm_kernel_name(N, N, 128, 128, 10), narrow);  // input gradient
+  EXPECT_EQ(sgemm_kernel_name(N, T, 128, 256, 784), backend);
+  EXPECT_EQ(sgemm_kernel_name(T, N, 256, 784, 128), backend);
+  EXPECT_EQ(sgemm_kernel_name(T, T, 128, 10, 128), backend);
+  EXPECT_EQ(sgemm_kernel_name(N, T, 60000, 10, 784), backend);  // too large
+  EXPECT_EQ(sgemm_kernel_name(N, T, 0, 10, 784), backend);      // empty
 }
 
 // dtrain calls sgemm from one worker thread per rank at once.

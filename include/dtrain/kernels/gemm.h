@@ -3,8 +3,10 @@
 // One backend is compiled in, chosen when dtrain is configured: oneDNN's
 // dnnl_sgemm when libdnnl is found (it picks AVX-512, AVX2 or SSE4.1 code at
 // run time from CPUID, so one binary runs at its best on every x86-64), else
-// the portable blocked loops of sgemm_reference. See docs/KERNELS.md for the
-// measurements behind that choice.
+// the portable blocked loops of sgemm_reference. With oneDNN, small products
+// with one narrow dimension run on dtrain's own AVX2 kernels where the CPU
+// has AVX2 and no AVX-512. See docs/KERNELS.md for the measurements behind
+// these choices.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +41,13 @@ void sgemm_reference(Transpose ta, Transpose tb, std::size_t m, std::size_t n, s
 
 // "onednn" or "reference".
 const char* gemm_backend_name();
+
+// The kernel sgemm runs for this shape on this CPU: "small-avx2" (dtrain's
+// own kernels for small products with one narrow dimension, such as a
+// 10-class output layer, on AVX2 CPUs without AVX-512; see docs/KERNELS.md),
+// else gemm_backend_name().
+const char* sgemm_kernel_name(Transpose ta, Transpose tb, std::size_t m, std::size_t n,
+                              std::size_t k);
 
 // Intra-op threads for each later sgemm call, process-wide. Single-threaded
 // by default because dtrain already runs one worker per core. The reference

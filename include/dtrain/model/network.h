@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dtrain/util/aligned_vector.h"
+
 namespace dtrain {
 
 enum class Activation { kRelu, kTanh, kSigmoid };
@@ -121,8 +123,8 @@ class Network {
   std::size_t num_params_ = 0;
   std::size_t widest_ = 0;  // the largest layer width (hidden or output)
   std::size_t capacity_rows_ = 0;
-  std::vector<std::vector<T>> hidden_;  // per hidden layer: rows x width, after activation
-  std::vector<T> delta_, delta_next_;   // rows x widest_: d loss / d (pre-activation)
+  std::vector<AlignedVector<T>> hidden_;  // per hidden layer: rows x width, after activation
+  AlignedVector<T> delta_, delta_next_;   // rows x widest_: d loss / d (pre-activation)
 };
 
 extern template class Network<float>;

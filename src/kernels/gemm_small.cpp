@@ -1,0 +1,309 @@
+// Small-GEMM kernels for AVX2 + FMA (see gemm_small.h).
+//
+// The file is compiled for baseline x86-64: only the functions marked
+// DTRAIN_AVX2 use AVX2 and FMA, and they run only after small_sgemm_handles
+// has checked the CPU. (Compiling the whole file with -mavx2 would let the
+// compiler emit AVX2 in inline functions it shares with other files.)
+#include "gemm_small.h"
+
+#include <cassert>
+#include <cstdint>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DTRAIN_SMALL_GEMM 1
+#include <immintrin.h>
+#endif
+
+namespace dtrain::kernels::detail {
+
+#ifdef DTRAIN_SMALL_GEMM
+
+namespace {
+
+#define DTRAIN_AVX2 __attribute__((target("avx2,fma")))
+
+bool cpu_runs_small_kernels() {
+  // GCC's and clang's CPU checks include the OS's support for the AVX state.
+  static const bool runs = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           !__builtin_cpu_supports("avx512f");
+  return runs;
+}
+
+// Lanes [0, count) on, for masked loads and stores of a partial vector.
+DTRAIN_AVX2 __m256i lane_mask(std::size_t count) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), lanes);
+}
+
+// ---- op(B) = B^T: C[i][j] = A row i . B row j, both contiguous in k --------
+//
+// An MR x NR block of C is MR * NR dot products, each accumulated in its own
+// vector over k (8 at a time, the last < 8 under a mask) and summed across
+// lanes at the end. Blocks are 3 x 4: 12 accumulators and 3 + 4 operand
+// vectors per 12 FMAs, and each row's 4 sums leave the registers as one
+// 4-float vector.
+constexpr std::size_t kDotRows = 3;
+constexpr std::size_t kDotCols = 4;
+
+// The sums of a, b, c and d, in that order.
+DTRAIN_AVX2 __m128 horizontal_sums4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_hadd_ps(a, b);
+  const __m256 cd = _mm256_hadd_ps(c, d);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // per 128-bit half: a b c d
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+template <std::size_t MR, std::size_t NR>
+DTRAIN_AVX2 void dot_block(std::size_t k, float alpha, const float* a, std::size_t lda,
+                           const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  __m256 acc[MR][NR];
+#pragma GCC unroll 16
+  for (std::size_t r = 0; r < MR; ++r) {
+#pragma GCC unroll 16
+    for (std::size_t q = 0; q < NR; ++q) acc[r][q] = _mm256_setzero_ps();
+  }
+  std::size_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 av[MR];
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < MR; ++r) av[r] = _mm256_loadu_ps(a + r * lda + p);
+#pragma GCC unroll 16
+    for (std::size_t q = 0; q < NR; ++q) {
+      const __m256 bv = _mm256_loadu_ps(b + q * ldb + p);
+#pragma GCC unroll 16
+      for (std::size_t r = 0; r < MR; ++r) acc[r][q] = _mm256_fmadd_ps(av[r], bv, acc[r][q]);
+    }
+  }
+  if (p < k) {
+    // Masked-off lanes load as zero and are never touched in memory.
+    const __m256i mask = lane_mask(k - p);
+    __m256 av[MR];
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < MR; ++r) av[r] = _mm256_maskload_ps(a + r * lda + p, mask);
+#pragma GCC unroll 16
+    for (std::size_t q = 0; q < NR; ++q) {
+      const __m256 bv = _mm256_maskload_ps(b + q * ldb + p, mask);
+#pragma GCC unroll 16
+      for (std::size_t r = 0; r < MR; ++r) acc[r][q] = _mm256_fmadd_ps(av[r], bv, acc[r][q]);
+    }
+  }
+  // Each row's NR sums leave the registers as one vector of 4 floats, of
+  // which NR are stored.
+  const __m256 zero = _mm256_setzero_ps();
+  const __m128i lanes = _mm_setr_epi32(0, 1, 2, 3);
+  const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(NR)), lanes);
+  const __m128 alpha_v = _mm_set1_ps(alpha);
+#pragma GCC unroll 16
+  for (std::size_t r = 0; r < MR; ++r) {
+    const __m128 sums =
+        horizontal_sums4(acc[r][0], NR > 1 ? acc[r][NR > 1 ? 1 : 0] : zero,
+                         NR > 2 ? acc[r][NR > 2 ? 2 : 0] : zero, NR > 3 ? acc[r][NR - 1] : zero);
+    __m128 out = _mm_mul_ps(alpha_v, sums);
+    float* crow = c + r * ldc;
+    if (beta != 0.0f) {  // beta == 0 never reads C
+      const __m128 old = NR == 4 ? _mm_loadu_ps(crow) : _mm_maskload_ps(crow, mask);
+      out = _mm_add_ps(out, _mm_mul_ps(_mm_set1_ps(beta), old));
+    }
+    if constexpr (NR == 4) {
+      _mm_storeu_ps(crow, out);
+    } else {
+      _mm_maskstore_ps(crow, mask, out);
+    }
+  }
+}
+
+template <std::size_t MR>
+DTRAIN_AVX2 void dot_row_block(std::size_t n, std::size_t k, float alpha, const float* a,
+                               std::size_t lda, const float* b, std::size_t ldb, float beta,
+                               float* c, std::size_t ldc) {
+  // Blocks as even as possible (10 = 4 + 3 + 3, not 4 + 4 + 2): a 2-wide
+  // block has too few independent accumulators to hide the FMA latency.
+  const std::size_t blocks = (n + kDotCols - 1) / kDotCols;
+  const std::size_t narrow = n / blocks;
+  const std::size_t wide_blocks = n % blocks;  // these get narrow + 1 columns
+  std::size_t j = 0;
+  for (std::size_t block = 0; block < blocks; ++block) {
+    const std::size_t width = narrow + (block < wide_blocks ? 1 : 0);
+    const float* bj = b + j * ldb;
+    float* cj = c + j;
+    switch (width) {
+      case 4:
+        dot_block<MR, 4>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        break;
+      case 3:
+        dot_block<MR, 3>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        break;
+      case 2:
+        dot_block<MR, 2>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        break;
+      default:
+        dot_block<MR, 1>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        break;
+    }
+    j += width;
+  }
+}
+
+DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+                          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                          std::size_t ldc) {
+  std::size_t i = 0;
+  for (; i + kDotRows <= m; i += kDotRows) {
+    dot_row_block<kDotRows>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+  }
+  const float* ai = a + i * lda;
+  float* ci = c + i * ldc;
+  if (m - i == 2) dot_row_block<2>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc);
+  if (m - i == 1) dot_row_block<1>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc);
+}
+
+// ---- op(B) = B: C[i][j..] += a(i, p) * B row p ------------------------------
+//
+// An MR x (8 * NV) block of C stays in registers while p runs over k: each
+// step broadcasts MR elements of op(A) and loads NV vectors of B's row p.
+// Element (i, p) of op(A) is a[i * row_step + p * col_step], which covers
+// both op(A) = A (row_step = lda, col_step = 1) and A^T (1, lda). 6 x 16 is
+// 12 accumulators, 6 + 2 operands per 12 FMAs. A partial last vector of
+// columns is loaded and stored under a mask.
+constexpr std::size_t kBroadcastRows = 6;
+
+template <std::size_t MR, std::size_t NV, bool kMasked>
+DTRAIN_AVX2 void broadcast_block(std::size_t k, float alpha, const float* a, std::size_t row_step,
+                                 std::size_t col_step, const float* b, std::size_t ldb, float beta,
+                                 float* c, std::size_t ldc, __m256i mask) {
+  __m256 acc[MR][NV];
+#pragma GCC unroll 16
+  for (std::size_t r = 0; r < MR; ++r) {
+#pragma GCC unroll 16
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  }
+  for (std::size_t p = 0; p < k; ++p) {
+    const float* brow = b + p * ldb;
+    __m256 bv[NV];
+#pragma GCC unroll 16
+    for (std::size_t v = 0; v < NV; ++v) {
+      bv[v] = kMasked && v + 1 == NV ? _mm256_maskload_ps(brow + 8 * v, mask)
+                                     : _mm256_loadu_ps(brow + 8 * v);
+    }
+    const float* ap = a + p * col_step;
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < MR; ++r) {
+      const __m256 av = _mm256_broadcast_ss(ap + r * row_step);
+#pragma GCC unroll 16
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  const __m256 alpha_v = _mm256_set1_ps(alpha);
+  const __m256 beta_v = _mm256_set1_ps(beta);
+#pragma GCC unroll 16
+  for (std::size_t r = 0; r < MR; ++r) {
+    float* crow = c + r * ldc;
+#pragma GCC unroll 16
+    for (std::size_t v = 0; v < NV; ++v) {
+      const bool partial = kMasked && v + 1 == NV;
+      __m256 out = _mm256_mul_ps(alpha_v, acc[r][v]);
+      if (beta != 0.0f) {  // beta == 0 never reads C
+        const __m256 old =
+            partial ? _mm256_maskload_ps(crow + 8 * v, mask) : _mm256_loadu_ps(crow + 8 * v);
+        out = _mm256_fmadd_ps(beta_v, old, out);
+      }
+      if (partial) {
+        _mm256_maskstore_ps(crow + 8 * v, mask, out);
+      } else {
+        _mm256_storeu_ps(crow + 8 * v, out);
+      }
+    }
+  }
+}
+
+template <std::size_t MR>
+DTRAIN_AVX2 void broadcast_row_block(std::size_t n, std::size_t k, float alpha, const float* a,
+                                     std::size_t row_step, std::size_t col_step, const float* b,
+                                     std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  const __m256i all = _mm256_set1_epi32(-1);
+  std::size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    broadcast_block<MR, 2, false>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
+                                  all);
+  }
+  if (j + 8 <= n) {
+    broadcast_block<MR, 1, false>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
+                                  all);
+    j += 8;
+  }
+  if (j < n) {
+    broadcast_block<MR, 1, true>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
+                                 lane_mask(n - j));
+  }
+}
+
+DTRAIN_AVX2 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha,
+                                const float* a, std::size_t row_step, std::size_t col_step,
+                                const float* b, std::size_t ldb, float beta, float* c,
+                                std::size_t ldc) {
+  std::size_t i = 0;
+  for (; i + kBroadcastRows <= m; i += kBroadcastRows) {
+    broadcast_row_block<kBroadcastRows>(n, k, alpha, a + i * row_step, row_step, col_step, b, ldb,
+                                        beta, c + i * ldc, ldc);
+  }
+  const float* ai = a + i * row_step;
+  float* ci = c + i * ldc;
+  switch (m - i) {
+    case 5:
+      broadcast_row_block<5>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
+      break;
+    case 4:
+      broadcast_row_block<4>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
+      break;
+    case 3:
+      broadcast_row_block<3>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
+      break;
+    case 2:
+      broadcast_row_block<2>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
+      break;
+    case 1:
+      broadcast_row_block<1>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+bool small_sgemm_handles(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k) {
+  if (!cpu_runs_small_kernels()) return false;
+  // m, n, k > 0 is the caller's; the product is formed without overflow.
+  if (m > kSmallGemmMaxMacs || n > kSmallGemmMaxMacs || k > kSmallGemmMaxMacs ||
+      m * n > kSmallGemmMaxMacs || m * n * k > kSmallGemmMaxMacs) {
+    return false;
+  }
+  if (tb == Transpose::kYes) return ta == Transpose::kNo && n <= kSmallGemmNarrow;
+  return m <= kSmallGemmNarrow || k <= kSmallGemmNarrow;
+}
+
+void small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                 float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                 float beta, float* c, std::size_t ldc) {
+  if (tb == Transpose::kYes) {
+    assert(ta == Transpose::kNo);  // small_sgemm_handles takes no other
+    dot_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const bool a_transposed = ta == Transpose::kYes;
+  broadcast_gemm(m, n, k, alpha, a, a_transposed ? 1 : lda, a_transposed ? lda : 1, b, ldb, beta, c,
+                 ldc);
+}
+
+#else  // not x86-64 with GCC or clang: the library does everything
+
+bool small_sgemm_handles(Transpose, Transpose, std::size_t, std::size_t, std::size_t) {
+  return false;
+}
+
+void small_sgemm(Transpose, Transpose, std::size_t, std::size_t, std::size_t, float, const float*,
+                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {}
+
+#endif
+
+}  // namespace dtrain::kernels::detail
