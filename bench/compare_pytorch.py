@@ -309,7 +309,8 @@ def parse_bench_gemm(text):
             peak = float(m.group(1))
             continue
         if line.startswith("shape") and "m x n x k" in line:
-            libs = line.split("m x n x k", 1)[1].split()[:-1]  # drop "dtrain/peak"
+            # Drop the last columns: "dtrain/peak" and "dtrain kernel".
+            libs = line.split("m x n x k", 1)[1].split("dtrain/peak", 1)[0].split()
             continue
         m = GEMM_ROW.match(line)
         if m and libs:
@@ -320,6 +321,7 @@ def parse_bench_gemm(text):
                 "m": int(m.group(2)), "n": int(m.group(3)), "k": int(m.group(4)),
                 "trans": m.group(5),
                 "gflops": gflops,
+                "kernel": values[len(libs) + 1] if len(values) > len(libs) + 1 else "",
                 "wrong": "WRONG" in line,
             })  # fmt: skip
     return {"peak_gflops": peak, "libraries": libs or [], "rows": rows}
@@ -468,19 +470,21 @@ def report(args, results, meta):
         add(f"GEMM, single thread (bench_gemm), against the measured core peak of "
             f"{peak:.1f} GFLOP/s float32 (AVX2 FMA on registers):")
         add("")
-        add("| GEMM | dtrain sgemm GFLOP/s | % of peak | OpenBLAS GFLOP/s | % of peak |")
-        add("|---|---:|---:|---:|---:|")
+        add("| GEMM | dtrain sgemm GFLOP/s | % of peak | dtrain kernel | oneDNN GFLOP/s | "
+            "% of peak | OpenBLAS GFLOP/s | % of peak |")
+        add("|---|---:|---:|---|---:|---:|---:|---:|")
 
-        def cells(values):
-            d, o = values.get("dtrain"), values.get("OpenBLAS")
-            return (f"{fmt(d, '{:.1f}')} | {fmt(ratio(d, peak), '{:.0%}')} | "
+        def cells(values, kernel):
+            d, n, o = values.get("dtrain"), values.get("oneDNN"), values.get("OpenBLAS")
+            return (f"{fmt(d, '{:.1f}')} | {fmt(ratio(d, peak), '{:.0%}')} | {kernel} | "
+                    f"{fmt(n, '{:.1f}')} | {fmt(ratio(n, peak), '{:.0%}')} | "
                     f"{fmt(o, '{:.1f}')} | {fmt(ratio(o, peak), '{:.0%}')}")
 
         add("| MLP training-step shapes, batch 128 (flop-weighted, 8 GEMMs) | "
-            f"{cells(gemm['mlp_gflops'])} |")
+            f"{cells(gemm['mlp_gflops'], '')} |")
         for r in gemm["rows"]:
             add(f"| {r['shape']} {r['m']}x{r['n']}x{r['k']} {r['trans']} | "
-                f"{cells(r['gflops'])} |" + (" WRONG RESULT |" if r["wrong"] else ""))
+                f"{cells(r['gflops'], r['kernel'])} |" + (" WRONG RESULT |" if r["wrong"] else ""))
         add("")
         add("The OpenBLAS column calls cblas_sgemm on dtrain's row-major layouts; PyTorch's "
             "Linear layers call the same library with other transpositions, so it is a guide "

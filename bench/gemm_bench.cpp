@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
 
   std::printf("%-8s %16s", "shape", "m x n x k");
   for (const auto& lib : libs) std::printf(" %10s", lib.name.c_str());
-  std::printf(" %12s\n", "dtrain/peak");
+  std::printf(" %12s  %s\n", "dtrain/peak", "dtrain kernel");
 
   std::mt19937 rng(42);
   bool all_correct = true;
@@ -341,6 +341,7 @@ int main(int argc, char** argv) {
     } else {
       std::printf(" %12s", "n/a");
     }
+    std::printf("  %s", dtrain::kernels::sgemm_kernel_name(cs.ta, cs.tb, cs.m, cs.n, cs.k));
     if (!wrong.empty()) std::printf("  WRONG RESULT:%s", wrong.c_str());
     std::printf("\n");
     std::fflush(stdout);

@@ -39,10 +39,9 @@ DTRAIN_AVX2 __m256i lane_mask(std::size_t count) {
 //
 // An MR x NR block of C is MR * NR dot products, each accumulated in its own
 // vector over k (8 at a time, the last < 8 under a mask) and summed across
-// lanes at the end. Blocks are 3 x 4: 12 accumulators and 3 + 4 operand
-// vectors per 12 FMAs, and each row's 4 sums leave the registers as one
-// 4-float vector.
-constexpr std::size_t kDotRows = 3;
+// lanes at the end, four at a time. Blocks are at most 4 columns wide; a
+// 3 x 4 block keeps 12 accumulators and loads 3 + 4 operand vectors per 12
+// FMAs.
 constexpr std::size_t kDotCols = 4;
 
 // The sums of a, b, c and d, in that order.
@@ -98,7 +97,7 @@ DTRAIN_AVX2 void dot_block(std::size_t k, float alpha, const float* a, std::size
     const __m128 sums =
         horizontal_sums4(acc[r][0], NR > 1 ? acc[r][NR > 1 ? 1 : 0] : zero,
                          NR > 2 ? acc[r][NR > 2 ? 2 : 0] : zero, NR > 3 ? acc[r][NR - 1] : zero);
-    __m128 out = _mm_mul_ps(alpha_v, sums);
+    __m128 out = alpha == 1.0f ? sums : _mm_mul_ps(alpha_v, sums);
     float* crow = c + r * ldc;
     if (beta != 0.0f) {  // beta == 0 never reads C
       const __m128 old = NR == 4 ? _mm_loadu_ps(crow) : _mm_maskload_ps(crow, mask);
@@ -112,12 +111,34 @@ DTRAIN_AVX2 void dot_block(std::size_t k, float alpha, const float* a, std::size
   }
 }
 
-template <std::size_t MR>
-DTRAIN_AVX2 void dot_row_block(std::size_t n, std::size_t k, float alpha, const float* a,
-                               std::size_t lda, const float* b, std::size_t ldb, float beta,
-                               float* c, std::size_t ldc) {
-  // Blocks as even as possible (10 = 4 + 3 + 3, not 4 + 4 + 2): a 2-wide
-  // block has too few independent accumulators to hide the FMA latency.
+// The rows of one block of NR columns, MR at a time: MR x NR stays near 12
+// accumulators whatever the width (3 x 4, 4 x 3, 6 x 2, 8 x 1), and B's NR
+// rows stay in L1 while A streams past them.
+template <std::size_t NR, std::size_t MR = NR == 4   ? 3
+                                           : NR == 3 ? 4
+                                           : NR == 2 ? 6
+                                                     : 8>
+DTRAIN_AVX2 void dot_column_block(std::size_t m, std::size_t k, float alpha, const float* a,
+                                  std::size_t lda, const float* b, std::size_t ldb, float beta,
+                                  float* c, std::size_t ldc) {
+  std::size_t i = 0;
+  for (; i + MR <= m; i += MR) {
+    dot_block<MR, NR>(k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+  }
+  if constexpr (MR > 1) {
+    if (i < m) {
+      // The remaining m - i < MR rows, as one block of that height.
+      dot_column_block<NR, MR - 1>(m - i, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc,
+                                   ldc);
+    }
+  }
+}
+
+DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+                          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                          std::size_t ldc) {
+  // Column blocks as even as possible (10 = 4 + 3 + 3, not 4 + 4 + 2): a
+  // narrow block has too few accumulators, or too little reuse of A.
   const std::size_t blocks = (n + kDotCols - 1) / kDotCols;
   const std::size_t narrow = n / blocks;
   const std::size_t wide_blocks = n % blocks;  // these get narrow + 1 columns
@@ -128,33 +149,20 @@ DTRAIN_AVX2 void dot_row_block(std::size_t n, std::size_t k, float alpha, const 
     float* cj = c + j;
     switch (width) {
       case 4:
-        dot_block<MR, 4>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        dot_column_block<4>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc);
         break;
       case 3:
-        dot_block<MR, 3>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        dot_column_block<3>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc);
         break;
       case 2:
-        dot_block<MR, 2>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        dot_column_block<2>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc);
         break;
       default:
-        dot_block<MR, 1>(k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+        dot_column_block<1>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc);
         break;
     }
     j += width;
   }
-}
-
-DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-                          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
-                          std::size_t ldc) {
-  std::size_t i = 0;
-  for (; i + kDotRows <= m; i += kDotRows) {
-    dot_row_block<kDotRows>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
-  }
-  const float* ai = a + i * lda;
-  float* ci = c + i * ldc;
-  if (m - i == 2) dot_row_block<2>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc);
-  if (m - i == 1) dot_row_block<1>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc);
 }
 
 // ---- op(B) = B: C[i][j..] += a(i, p) * B row p ------------------------------
@@ -201,7 +209,7 @@ DTRAIN_AVX2 void broadcast_block(std::size_t k, float alpha, const float* a, std
 #pragma GCC unroll 16
     for (std::size_t v = 0; v < NV; ++v) {
       const bool partial = kMasked && v + 1 == NV;
-      __m256 out = _mm256_mul_ps(alpha_v, acc[r][v]);
+      __m256 out = alpha == 1.0f ? acc[r][v] : _mm256_mul_ps(alpha_v, acc[r][v]);
       if (beta != 0.0f) {  // beta == 0 never reads C
         const __m256 old =
             partial ? _mm256_maskload_ps(crow + 8 * v, mask) : _mm256_loadu_ps(crow + 8 * v);
