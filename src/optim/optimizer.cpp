@@ -270,17 +270,31 @@ template std::unique_ptr<BasicOptimizer<float>> make_optimizer<float>(const Opti
 template std::unique_ptr<BasicOptimizer<double>> make_optimizer<double>(const OptimizerConfig&);
 
 template <class T>
-double clip_by_global_norm(std::span<T> grad, double max_norm) {
-  double sum_of_squares = 0.0;
-  for (const T g : grad) sum_of_squares += static_cast<double>(g) * static_cast<double>(g);
-  const double norm = std::sqrt(sum_of_squares);
+double sum_of_squares(std::span<const T> values) {
+  double sum = 0.0;
+  for (const T v : values) sum += static_cast<double>(v) * static_cast<double>(v);
+  return sum;
+}
+
+template <class T>
+void clip_to_norm(std::span<T> grad, double norm, double max_norm) {
   if (max_norm > 0.0 && norm > max_norm && std::isfinite(norm)) {
     const T scale = static_cast<T>(max_norm / norm);
     for (T& g : grad) g *= scale;
   }
+}
+
+template <class T>
+double clip_by_global_norm(std::span<T> grad, double max_norm) {
+  const double norm = std::sqrt(sum_of_squares<T>(grad));
+  clip_to_norm(grad, norm, max_norm);
   return norm;
 }
 
+template double sum_of_squares<float>(std::span<const float>);
+template double sum_of_squares<double>(std::span<const double>);
+template void clip_to_norm<float>(std::span<float>, double, double);
+template void clip_to_norm<double>(std::span<double>, double, double);
 template double clip_by_global_norm<float>(std::span<float>, double);
 template double clip_by_global_norm<double>(std::span<double>, double);
 

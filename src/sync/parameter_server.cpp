@@ -209,15 +209,8 @@ PsServer<T>::PsServer(Communicator& comm, PsConfig config, std::span<const T> in
   st.params.assign(initial_params.begin() + static_cast<std::ptrdiff_t>(st.lo),
                    initial_params.begin() + static_cast<std::ptrdiff_t>(st.hi));
   st.grad.resize(st.count());
-  // The penalised ranges that fall in this server's range, shifted to it.
-  std::vector<std::pair<std::size_t, std::size_t>> penalized;
-  for (const auto& [begin, end] : st.config.penalized) {
-    const std::size_t from = std::max(begin, st.lo);
-    const std::size_t to = std::min(end, st.hi);
-    if (from < to) penalized.emplace_back(from - st.lo, to - st.lo);
-  }
-  st.updater = std::make_unique<Updater<T>>(st.config.optimizer, st.config.l2, std::move(penalized),
-                                            /*clip_norm=*/0.0);
+  st.updater = Updater<T>(st.config.optimizer, st.config.l2, st.config.penalized, /*clip_norm=*/0.0)
+                   .for_slice(st.lo, st.hi);
 }
 
 template <class T>

@@ -34,19 +34,12 @@ class PsWorker final : public SyncStrategy<T> {
               SyncCounters& counters) override {
     // The servers apply the update; the penalty is reported from the
     // parameters this step computed on.
-    double norm2 = 0.0;
-    if (config_.l2 != 0.0) {
-      for (const auto& [begin, end] : config_.penalized) {
-        for (std::size_t j = begin; j < end; ++j) {
-          norm2 += static_cast<double>(params[j]) * static_cast<double>(params[j]);
-        }
-      }
-    }
+    const double penalty = l2_penalty<T>(params, config_.penalized, config_.l2);
     PsCounters ps;
     client_.push_pull(local.grad.first(params.size()), local.rows, local.loss, local.lr, params,
                       ps);
     add_counters(ps, counters);
-    return 0.5 * config_.l2 * norm2;
+    return penalty;
   }
 
   void end_epoch(Communicator& /*comm*/, std::span<T> params, SyncCounters& counters) override {

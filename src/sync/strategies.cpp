@@ -8,6 +8,7 @@
 #include "dtrain/data/partition.h"
 #include "dtrain/error.h"
 #include "dtrain/sync/strategy.h"
+#include "dtrain/util/aligned_vector.h"
 
 namespace dtrain {
 
@@ -117,39 +118,101 @@ std::uint64_t allreduce_bytes_per_rank(std::uint64_t bytes, int ranks) {
 
 namespace {
 
-// ---- bsp: allreduce the gradient ---------------------------------------------
+// ---- bsp: sharded update between a reduce-scatter and an allgather ----------
+//
+// An allreduce is a reduce-scatter followed by an allgather. Every replica
+// would then apply the same update to the whole model; instead each rank
+// updates only the slice whose gradient sum the reduce-scatter left it, and
+// the allgather moves updated parameters rather than summed gradients
+// (weight-update sharding, as in ZeRO stage 1). The bytes moved are those of
+// one allreduce, the update costs 1/N of the full one per rank, and each rank
+// keeps optimizer state for its slice only. The sums are the same, in rank
+// order, and the update is elementwise, so the result equals every replica
+// updating everything, bit for bit (clipping aside: its norm is summed per
+// slice).
+//
+// The P parameters split into N slices of floor(P / N) plus a tail of
+// P mod N (< N) values. The tail's gradient sums travel with the batch's
+// loss and row count in one small allreduce that comes first, so they sit in
+// the spare slots after the gradient without copying; every rank updates the
+// tail itself. That first collective is also where a rank waits for the
+// slowest peer, so its time is counted as waiting.
 
 template <class T>
-class AllreduceBsp final : public SyncStrategy<T> {
+class ShardedBsp final : public SyncStrategy<T> {
  public:
-  explicit AllreduceBsp(std::unique_ptr<Updater<T>> updater) : updater_(std::move(updater)) {}
+  explicit ShardedBsp(std::unique_ptr<Updater<T>> updater) : updater_(std::move(updater)) {}
   std::string name() const override { return "bsp"; }
 
   double step(Communicator& comm, std::span<T> params, LocalStep<T> local,
               SyncCounters& counters) override {
     const std::size_t p = params.size();
     assert(local.grad.size() == p + 2);
+    const auto n = static_cast<std::size_t>(comm.size());
+    if (n == 1) {
+      auto t0 = Clock::now();
+      const double penalty = updater_->apply(params, local.grad.first(p), local.rows, local.lr);
+      counters.compute_s += seconds_since(t0);
+      return penalty;
+    }
+    const std::size_t slice = p / n;
+    const std::size_t sliced = slice * n;
+    const std::size_t begin = static_cast<std::size_t>(comm.rank()) * slice;
+    if (!slice_updater_) {
+      slice_updater_ = updater_->for_slice(begin, begin + slice);
+      tail_updater_ = updater_->for_slice(sliced, p);
+      slice_grad_.resize(slice);
+    }
     local.grad[p] = static_cast<T>(local.loss);
     local.grad[p + 1] = static_cast<T>(local.rows);
-    // The barrier separates waiting for the slowest peer from moving bytes.
+    const std::span<T> small = local.grad.subspan(sliced);  // tail, loss, rows
+
     auto t0 = Clock::now();
-    if (comm.size() > 1) comm.barrier();
+    comm.allreduce(small, ReduceOp::kSum);
     counters.wait_s += seconds_since(t0);
+    const double rows = static_cast<double>(local.grad[p + 1]);
+    if (rows <= 0) return 0.0;  // every rank sees the same count
+
     t0 = Clock::now();
-    comm.allreduce(local.grad, ReduceOp::kSum);
+    comm.reduce_scatter(std::span<const T>(local.grad.first(sliced)), std::span<T>(slice_grad_),
+                        ReduceOp::kSum);
+    counters.comm_s += seconds_since(t0);
+
+    t0 = Clock::now();
+    const double penalty = updater_->penalty(params);
+    const std::span<T> my_params = params.subspan(begin, slice);
+    const std::span<T> tail_params = params.subspan(sliced);
+    const std::span<T> tail_grad = local.grad.subspan(sliced, p - sliced);
+    slice_updater_->prepare(my_params, slice_grad_, rows);
+    tail_updater_->prepare(tail_params, tail_grad, rows);
+    double norm = 0.0;
+    if (updater_->clips()) {
+      double sum = sum_of_squares<T>(slice_grad_);
+      counters.compute_s += seconds_since(t0);
+      t0 = Clock::now();
+      comm.allreduce(std::span<double>(&sum, 1), ReduceOp::kSum);
+      counters.comm_s += seconds_since(t0);
+      t0 = Clock::now();
+      norm = std::sqrt(sum + sum_of_squares<T>(tail_grad));
+    }
+    slice_updater_->descend(my_params, slice_grad_, local.lr, norm);
+    tail_updater_->descend(tail_params, tail_grad, local.lr, norm);
+    counters.compute_s += seconds_since(t0);
+
+    t0 = Clock::now();
+    comm.allgather(std::span<const T>(my_params), params.first(sliced));
     counters.comm_s += seconds_since(t0);
     const auto bytes = allreduce_bytes_per_rank(local.grad.size_bytes(), comm.size());
     counters.bytes_sent += bytes;
     counters.bytes_received += bytes;
-    t0 = Clock::now();
-    const double rows = static_cast<double>(local.grad[p + 1]);
-    const double penalty = updater_->apply(params, local.grad.first(p), rows, local.lr);
-    counters.compute_s += seconds_since(t0);
     return penalty;
   }
 
  private:
-  std::unique_ptr<Updater<T>> updater_;
+  std::unique_ptr<Updater<T>> updater_;  // the whole model's rule
+  std::unique_ptr<Updater<T>> slice_updater_;
+  std::unique_ptr<Updater<T>> tail_updater_;
+  AlignedVector<T> slice_grad_;
 };
 
 // Replaces every worker's params by the mean over the workers.
@@ -301,7 +364,7 @@ std::unique_ptr<SyncStrategy<T>> make_peer_strategy(const SyncSpec& spec, Topolo
   spec.check_schedule(Schedule::kPeerToPeer);
   switch (spec.kind) {
     case SyncSpec::Kind::kBsp:
-      return std::make_unique<AllreduceBsp<T>>(std::move(updater));
+      return std::make_unique<ShardedBsp<T>>(std::move(updater));
     case SyncSpec::Kind::kLocal:
       return std::make_unique<LocalSgd<T>>(spec.local_steps, std::move(updater));
     case SyncSpec::Kind::kGossip:

@@ -213,6 +213,66 @@ TEST(MasterWorkerBsp, EqualsPeerToPeerBspForFloatNetworks) {
   }
 }
 
+// ---- peer-to-peer bsp: the sharded update -----------------------------------
+
+// Each worker updates only its slice of the parameters (and keeps optimizer
+// state for it), the P mod N values past the last slice on every worker.
+// With a stateful optimizer, L2 on the weights only and a parameter count
+// that no worker count divides, the result is still the servers' (who do
+// the whole update in one place), for every split.
+TEST(ShardedBsp, StatefulOptimizerAndL2MatchTheServers) {
+  const Dataset data = blobs(240, 4, 3, 5);
+  TrainConfig c;
+  c.model = ModelKind::kMlp;
+  c.hidden = {8, 6};  // 115 parameters: 1, 1 and 3 left over for 2, 3 and 4 workers
+  c.activation = Activation::kTanh;
+  c.batch_mode = BatchMode::kMiniBatch;
+  c.batch_size = 16;
+  c.epochs = 3;
+  c.eval_every = 3;
+  c.lr.base = 0.01;
+  c.l2 = 0.05;
+  c.seed = 3;
+  for (const OptimizerKind kind : {OptimizerKind::kAdam, OptimizerKind::kRmsProp}) {
+    c.optimizer.kind = kind;
+    for (const int workers : {2, 3, 4}) {
+      const std::string what = std::string(to_string(kind)) + ", " + std::to_string(workers);
+      const TrainResult p2p = train_on(data, workers, c);
+      const TrainResult mw = train_on(data, workers, with_strategy(c, master_worker(1, "bsp")));
+      ASSERT_EQ(p2p.params.size(), 115u);
+      expect_relative(p2p.params, mw.params, 1e-6, what);
+      EXPECT_NEAR(p2p.history.back().loss, mw.history.back().loss, 1e-6 * mw.history.back().loss)
+          << what;
+    }
+  }
+}
+
+// Clipping needs the norm of the whole gradient, which no worker holds: the
+// slices' sums of squares are added first. Full-batch descent with a clip
+// that binds at every step gives the same model on 1, 2 and 3 workers.
+TEST(ShardedBsp, ClipsByTheNormOfTheWholeGradient) {
+  const Dataset data = diabetes();
+  TrainConfig c;
+  c.model = ModelKind::kLinear;
+  c.batch_mode = BatchMode::kFullBatch;
+  c.standardize = true;
+  c.epochs = 30;
+  c.eval_every = 30;
+  c.lr.base = 0.5;
+  c.clip_norm = 1.0;  // the initial gradient's norm is in the thousands
+  const TrainResult one = train_on(data, 1, c);
+  for (const int workers : {2, 3}) {
+    const TrainResult many = train_on(data, workers, c);
+    expect_relative(many.params, one.params, 1e-9, std::to_string(workers) + " workers");
+  }
+  // Clipped steps of length lr * clip_norm: 30 of them move the weights a
+  // distance of at most 15 from zero.
+  double norm2 = 0.0;
+  for (const double w : one.params) norm2 += w * w;
+  EXPECT_LE(std::sqrt(norm2), 15.0 + 1e-9);
+  EXPECT_GT(std::sqrt(norm2), 1.0);
+}
+
 // ---- staleness ---------------------------------------------------------------
 
 // Three workers and two servers on diabetes, worker 0 a straggler.

@@ -122,6 +122,14 @@ std::unique_ptr<BasicOptimizer<T>> make_optimizer(const OptimizerConfig& config)
 template <class T>
 double clip_by_global_norm(std::span<T> grad, double max_norm);
 
+// The two halves of clip_by_global_norm, for a gradient split over ranks:
+// the sum of squares of one part (in double, index order), and the rescaling
+// of one part given the norm of the whole.
+template <class T>
+double sum_of_squares(std::span<const T> values);
+template <class T>
+void clip_to_norm(std::span<T> grad, double norm, double max_norm);
+
 // Learning rate as a function of training progress, measured in epochs.
 struct LrSchedule {
   enum class Kind { kConstant, kStep, kInverseSqrt, kCosine };

@@ -1,7 +1,8 @@
 // The update rule every synchronisation strategy applies: mean gradient,
 // L2 on the weights, optional clipping, then the optimizer. Peer-to-peer
-// replicas and parameter servers (on their key range) use the same one, so
-// the arithmetic, and its order, is the same wherever an update happens.
+// replicas, sharded replicas and parameter servers (on their key range) use
+// the same one, so the arithmetic, and its order, is the same wherever an
+// update happens.
 #pragma once
 
 #include <cstddef>
@@ -14,23 +15,46 @@
 
 namespace dtrain {
 
-// Each replica (or server range) owns one, so optimizer state is never
-// shared. `penalized` holds index ranges [begin, end) of the span apply()
-// is given.
+using IndexRanges = std::vector<std::pair<std::size_t, std::size_t>>;
+
+// 0.5 * l2 * sum of params[j]^2 over the ranges [begin, end), summed in
+// index order in double (so every caller gets the same bits).
+template <class T>
+double l2_penalty(std::span<const T> params, const IndexRanges& ranges, double l2);
+
+// Each replica (or shard, or server range) owns one, so optimizer state is
+// never shared. `penalized` holds index ranges [begin, end) of the span
+// apply() is given.
 template <class T>
 class Updater {
  public:
-  Updater(const OptimizerConfig& optimizer, double l2,
-          std::vector<std::pair<std::size_t, std::size_t>> penalized, double clip_norm);
+  Updater(const OptimizerConfig& optimizer, double l2, IndexRanges penalized, double clip_norm);
+
+  // The same rule for the slice [begin, end) of the parameters this one
+  // covers: penalised ranges clipped and shifted to it, fresh optimizer
+  // state. Parameter servers and sharded replicas update their slice with it.
+  std::unique_ptr<Updater> for_slice(std::size_t begin, std::size_t end) const;
+
   // grad holds gradient sums over `rows` rows; it is scaled in place.
   // Returns the L2 penalty 0.5 * l2 * ||w||^2 of the parameters before the
-  // step.
+  // step. Does nothing when rows <= 0.
   double apply(std::span<T> params, std::span<T> grad, double rows, double lr);
 
+  // apply() in two halves, for callers whose gradient is split over ranks:
+  // prepare() turns the sums into the gradient of the objective (mean plus
+  // L2 term) in place; descend() clips it by `grad_norm`, the norm of the
+  // whole gradient (only read when clipping is on), and steps.
+  void prepare(std::span<const T> params, std::span<T> grad, double rows) const;
+  void descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm);
+  bool clips() const { return clip_norm_ > 0; }
+  // The L2 penalty of params, as apply() returns it.
+  double penalty(std::span<const T> params) const { return l2_penalty<T>(params, penalized_, l2_); }
+
  private:
+  OptimizerConfig config_;
   std::unique_ptr<BasicOptimizer<T>> optimizer_;
   double l2_;
-  std::vector<std::pair<std::size_t, std::size_t>> penalized_;
+  IndexRanges penalized_;
   double clip_norm_;
 };
 
