@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <span>
 #include <string>
@@ -160,26 +161,39 @@ std::vector<Library> libraries() {
   return libs;
 }
 
-// Median seconds of one call; calls are repeated inside a sample until it
-// lasts >= min_sample, so that small shapes are timed over many calls.
-double time_call(const std::function<void()>& f, int samples, double min_sample) {
+// Calls of one function per timed sample: repeated until a sample lasts
+// >= min_sample, so that small shapes are timed over many calls.
+std::size_t calls_per_sample(const std::function<void()>& f, double min_sample) {
   f();  // warm-up: page faults, library initialization, packed buffers
   std::size_t reps = 1;
   for (;;) {
     const auto t0 = Clock::now();
     for (std::size_t r = 0; r < reps; ++r) f();
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (s >= min_sample || reps >= (std::size_t{1} << 20)) break;
+    if (s >= min_sample || reps >= (std::size_t{1} << 20)) return reps;
     reps *= 2;
   }
-  std::vector<double> v;
+}
+
+// Seconds per call of each function: the fastest of `samples` samples. The
+// functions take turns, sample by sample, so that a burst of load from
+// elsewhere on this shared machine slows one sample of each rather than
+// every sample of one.
+std::vector<double> time_calls(const std::vector<std::function<void()>>& fs, int samples,
+                               double min_sample) {
+  std::vector<std::size_t> reps;
+  for (const auto& f : fs) reps.push_back(calls_per_sample(f, min_sample));
+  std::vector<double> best(fs.size(), std::numeric_limits<double>::infinity());
   for (int i = 0; i < samples; ++i) {
-    const auto t0 = Clock::now();
-    for (std::size_t r = 0; r < reps; ++r) f();
-    v.push_back(std::chrono::duration<double>(Clock::now() - t0).count() /
-                static_cast<double>(reps));
+    for (std::size_t j = 0; j < fs.size(); ++j) {
+      const auto t0 = Clock::now();
+      for (std::size_t r = 0; r < reps[j]; ++r) fs[j]();
+      const double s =
+          std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(reps[j]);
+      best[j] = std::min(best[j], s);
+    }
   }
-  return *std::min_element(v.begin(), v.end());
+  return best;
 }
 
 // The core's float32 FMA peak: 12 independent chains of 8-wide FMAs on
@@ -302,8 +316,10 @@ int main(int argc, char** argv) {
       "# peak: %.1f GFLOP/s single-core float32 (12 chains of AVX2 FMA on registers, "
       "best of samples)\n",
       peak);
-  std::printf("# time: fastest of %d samples, each >= %.0f ms of back-to-back calls\n", samples,
-              min_sample_ms);
+  std::printf(
+      "# time: fastest of %d samples, each >= %.0f ms of back-to-back calls; the libraries "
+      "take turns, sample by sample\n",
+      samples, min_sample_ms);
 
   std::printf("%-8s %16s", "shape", "m x n x k");
   for (const auto& lib : libs) std::printf(" %10s", lib.name.c_str());
@@ -323,13 +339,17 @@ int main(int argc, char** argv) {
     std::snprintf(dims, sizeof dims, "%zux%zux%zu %c%c", cs.m, cs.n, cs.k, cs.ta == T ? 'T' : 'N',
                   cs.tb == T ? 'T' : 'N');
     std::printf("%-8s %16s", cs.name.c_str(), dims);
+    std::vector<std::function<void()>> calls;
+    for (const auto& lib : libs) calls.push_back([&] { lib.call(cs, o); });
+    const std::vector<double> seconds = time_calls(calls, samples, min_sample_ms / 1000.0);
     double dtrain_gflops = 0;
     std::string wrong;
-    for (const auto& lib : libs) {
-      std::fill(o.c.begin(), o.c.end(), 0.0f);
-      const double s = time_call([&] { lib.call(cs, o); }, samples, min_sample_ms / 1000.0);
-      const double gflops = 2.0 * static_cast<double>(cs.m * cs.n * cs.k) / s / 1e9;
+    for (std::size_t j = 0; j < libs.size(); ++j) {
+      const auto& lib = libs[j];
+      const double gflops = 2.0 * static_cast<double>(cs.m * cs.n * cs.k) / seconds[j] / 1e9;
       if (lib.name == "dtrain") dtrain_gflops = gflops;
+      std::fill(o.c.begin(), o.c.end(), 0.0f);
+      lib.call(cs, o);
       float err = 0;
       for (std::size_t i = 0; i < o.c.size(); ++i)
         err = std::max(err, std::abs(o.c[i] - want.c[i]));
