@@ -245,35 +245,22 @@ DTRAIN_AVX2 void broadcast_row_block(std::size_t n, std::size_t k, float alpha, 
   }
 }
 
+// Rows in blocks of MR, the last m mod MR as one shorter block.
+template <std::size_t MR = kBroadcastRows>
 DTRAIN_AVX2 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha,
                                 const float* a, std::size_t row_step, std::size_t col_step,
                                 const float* b, std::size_t ldb, float beta, float* c,
                                 std::size_t ldc) {
   std::size_t i = 0;
-  for (; i + kBroadcastRows <= m; i += kBroadcastRows) {
-    broadcast_row_block<kBroadcastRows>(n, k, alpha, a + i * row_step, row_step, col_step, b, ldb,
-                                        beta, c + i * ldc, ldc);
+  for (; i + MR <= m; i += MR) {
+    broadcast_row_block<MR>(n, k, alpha, a + i * row_step, row_step, col_step, b, ldb, beta,
+                            c + i * ldc, ldc);
   }
-  const float* ai = a + i * row_step;
-  float* ci = c + i * ldc;
-  switch (m - i) {
-    case 5:
-      broadcast_row_block<5>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
-      break;
-    case 4:
-      broadcast_row_block<4>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
-      break;
-    case 3:
-      broadcast_row_block<3>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
-      break;
-    case 2:
-      broadcast_row_block<2>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
-      break;
-    case 1:
-      broadcast_row_block<1>(n, k, alpha, ai, row_step, col_step, b, ldb, beta, ci, ldc);
-      break;
-    default:
-      break;
+  if constexpr (MR > 1) {
+    if (i < m) {
+      broadcast_gemm<MR - 1>(m - i, n, k, alpha, a + i * row_step, row_step, col_step, b, ldb, beta,
+                             c + i * ldc, ldc);
+    }
   }
 }
 
