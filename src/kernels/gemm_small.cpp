@@ -7,7 +7,7 @@
 #include "gemm_small.h"
 
 #include <cassert>
-#include <cstdint>
+#include <cstdlib>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DTRAIN_SMALL_GEMM 1
@@ -29,19 +29,13 @@ bool cpu_runs_small_kernels() {
   return runs;
 }
 
-// Lanes [0, count) on, for masked loads and stores of a partial vector.
-DTRAIN_AVX2 __m256i lane_mask(std::size_t count) {
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), lanes);
-}
-
 // ---- op(B) = B^T: C[i][j] = A row i . B row j, both contiguous in k --------
 //
 // An MR x NR block of C is MR * NR dot products, each accumulated in its own
-// vector over k (8 at a time, the last < 8 under a mask) and summed across
-// lanes at the end, four at a time. Blocks are at most 4 columns wide; a
-// 3 x 4 block keeps 12 accumulators and loads 3 + 4 operand vectors per 12
-// FMAs.
+// vector over k, 8 at a time, and summed across lanes at the end, four at a
+// time; the last k mod 8 products are added one by one. Blocks are at most 4
+// columns wide; a 3 x 4 block keeps 12 accumulators and loads 3 + 4 operand
+// vectors per 12 FMAs.
 constexpr std::size_t kDotCols = 4;
 
 // The sums of a, b, c and d, in that order.
@@ -73,40 +67,41 @@ DTRAIN_AVX2 void dot_block(std::size_t k, float alpha, const float* a, std::size
       for (std::size_t r = 0; r < MR; ++r) acc[r][q] = _mm256_fmadd_ps(av[r], bv, acc[r][q]);
     }
   }
-  if (p < k) {
-    // Masked-off lanes load as zero and are never touched in memory.
-    const __m256i mask = lane_mask(k - p);
-    __m256 av[MR];
+  // The last k mod 8 products, one float at a time. (A masked vector load
+  // would do, but AMD leaves faults on its masked-off lanes implementation
+  // dependent, and a row may end just before an unmapped page.)
+  alignas(16) float tail[MR][4] = {};
+  for (; p < k; ++p) {
 #pragma GCC unroll 16
-    for (std::size_t r = 0; r < MR; ++r) av[r] = _mm256_maskload_ps(a + r * lda + p, mask);
+    for (std::size_t r = 0; r < MR; ++r) {
 #pragma GCC unroll 16
-    for (std::size_t q = 0; q < NR; ++q) {
-      const __m256 bv = _mm256_maskload_ps(b + q * ldb + p, mask);
-#pragma GCC unroll 16
-      for (std::size_t r = 0; r < MR; ++r) acc[r][q] = _mm256_fmadd_ps(av[r], bv, acc[r][q]);
+      for (std::size_t q = 0; q < NR; ++q) tail[r][q] += a[r * lda + p] * b[q * ldb + p];
     }
   }
-  // Each row's NR sums leave the registers as one vector of 4 floats, of
-  // which NR are stored.
+  // Each row's NR sums leave the registers as one vector of 4 floats. A
+  // partial one is stored float by float: a masked store (vmaskmovps) is
+  // microcoded and slow on AMD cores.
   const __m256 zero = _mm256_setzero_ps();
-  const __m128i lanes = _mm_setr_epi32(0, 1, 2, 3);
-  const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(NR)), lanes);
   const __m128 alpha_v = _mm_set1_ps(alpha);
+  const __m128 beta_v = _mm_set1_ps(beta);
 #pragma GCC unroll 16
   for (std::size_t r = 0; r < MR; ++r) {
-    const __m128 sums =
+    const __m128 sums = _mm_add_ps(
         horizontal_sums4(acc[r][0], NR > 1 ? acc[r][NR > 1 ? 1 : 0] : zero,
-                         NR > 2 ? acc[r][NR > 2 ? 2 : 0] : zero, NR > 3 ? acc[r][NR - 1] : zero);
+                         NR > 2 ? acc[r][NR > 2 ? 2 : 0] : zero, NR > 3 ? acc[r][NR - 1] : zero),
+        _mm_load_ps(tail[r]));
     __m128 out = alpha == 1.0f ? sums : _mm_mul_ps(alpha_v, sums);
     float* crow = c + r * ldc;
-    if (beta != 0.0f) {  // beta == 0 never reads C
-      const __m128 old = NR == 4 ? _mm_loadu_ps(crow) : _mm_maskload_ps(crow, mask);
-      out = _mm_add_ps(out, _mm_mul_ps(_mm_set1_ps(beta), old));
-    }
     if constexpr (NR == 4) {
+      if (beta != 0.0f) out = _mm_add_ps(out, _mm_mul_ps(beta_v, _mm_loadu_ps(crow)));
       _mm_storeu_ps(crow, out);
     } else {
-      _mm_maskstore_ps(crow, mask, out);
+      alignas(16) float part[4];
+      _mm_store_ps(part, out);
+#pragma GCC unroll 4
+      for (std::size_t q = 0; q < NR; ++q) {
+        crow[q] = beta == 0.0f ? part[q] : part[q] + beta * crow[q];  // beta == 0 never reads C
+      }
     }
   }
 }
@@ -171,14 +166,14 @@ DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alp
 // step broadcasts MR elements of op(A) and loads NV vectors of B's row p.
 // Element (i, p) of op(A) is a[i * row_step + p * col_step], which covers
 // both op(A) = A (row_step = lda, col_step = 1) and A^T (1, lda). 6 x 16 is
-// 12 accumulators, 6 + 2 operands per 12 FMAs. A partial last vector of
-// columns is loaded and stored under a mask.
+// 12 accumulators, 6 + 2 operands per 12 FMAs. The last n mod 8 columns are
+// computed one float at a time.
 constexpr std::size_t kBroadcastRows = 6;
 
-template <std::size_t MR, std::size_t NV, bool kMasked>
+template <std::size_t MR, std::size_t NV>
 DTRAIN_AVX2 void broadcast_block(std::size_t k, float alpha, const float* a, std::size_t row_step,
                                  std::size_t col_step, const float* b, std::size_t ldb, float beta,
-                                 float* c, std::size_t ldc, __m256i mask) {
+                                 float* c, std::size_t ldc) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 16
   for (std::size_t r = 0; r < MR; ++r) {
@@ -189,10 +184,7 @@ DTRAIN_AVX2 void broadcast_block(std::size_t k, float alpha, const float* a, std
     const float* brow = b + p * ldb;
     __m256 bv[NV];
 #pragma GCC unroll 16
-    for (std::size_t v = 0; v < NV; ++v) {
-      bv[v] = kMasked && v + 1 == NV ? _mm256_maskload_ps(brow + 8 * v, mask)
-                                     : _mm256_loadu_ps(brow + 8 * v);
-    }
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(brow + 8 * v);
     const float* ap = a + p * col_step;
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r) {
@@ -208,18 +200,28 @@ DTRAIN_AVX2 void broadcast_block(std::size_t k, float alpha, const float* a, std
     float* crow = c + r * ldc;
 #pragma GCC unroll 16
     for (std::size_t v = 0; v < NV; ++v) {
-      const bool partial = kMasked && v + 1 == NV;
       __m256 out = alpha == 1.0f ? acc[r][v] : _mm256_mul_ps(alpha_v, acc[r][v]);
       if (beta != 0.0f) {  // beta == 0 never reads C
-        const __m256 old =
-            partial ? _mm256_maskload_ps(crow + 8 * v, mask) : _mm256_loadu_ps(crow + 8 * v);
-        out = _mm256_fmadd_ps(beta_v, old, out);
+        out = _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(crow + 8 * v), out);
       }
-      if (partial) {
-        _mm256_maskstore_ps(crow + 8 * v, mask, out);
-      } else {
-        _mm256_storeu_ps(crow + 8 * v, out);
-      }
+      _mm256_storeu_ps(crow + 8 * v, out);
+    }
+  }
+}
+
+// The last n mod 8 columns of an MR-row block, one float at a time (see the
+// dot kernel on masked vector loads).
+template <std::size_t MR>
+DTRAIN_AVX2 void broadcast_tail_columns(std::size_t columns, std::size_t k, float alpha,
+                                        const float* a, std::size_t row_step, std::size_t col_step,
+                                        const float* b, std::size_t ldb, float beta, float* c,
+                                        std::size_t ldc) {
+  for (std::size_t r = 0; r < MR; ++r) {
+    for (std::size_t j = 0; j < columns; ++j) {
+      float sum = 0.0f;
+      for (std::size_t p = 0; p < k; ++p) sum += a[r * row_step + p * col_step] * b[p * ldb + j];
+      float& out = c[r * ldc + j];
+      out = beta == 0.0f ? alpha * sum : alpha * sum + beta * out;  // beta == 0 never reads C
     }
   }
 }
@@ -228,20 +230,17 @@ template <std::size_t MR>
 DTRAIN_AVX2 void broadcast_row_block(std::size_t n, std::size_t k, float alpha, const float* a,
                                      std::size_t row_step, std::size_t col_step, const float* b,
                                      std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  const __m256i all = _mm256_set1_epi32(-1);
   std::size_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    broadcast_block<MR, 2, false>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
-                                  all);
+    broadcast_block<MR, 2>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc);
   }
   if (j + 8 <= n) {
-    broadcast_block<MR, 1, false>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
-                                  all);
+    broadcast_block<MR, 1>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc);
     j += 8;
   }
   if (j < n) {
-    broadcast_block<MR, 1, true>(k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j, ldc,
-                                 lane_mask(n - j));
+    broadcast_tail_columns<MR>(n - j, k, alpha, a, row_step, col_step, b + j, ldb, beta, c + j,
+                               ldc);
   }
 }
 
@@ -297,7 +296,9 @@ bool small_sgemm_handles(Transpose, Transpose, std::size_t, std::size_t, std::si
 }
 
 void small_sgemm(Transpose, Transpose, std::size_t, std::size_t, std::size_t, float, const float*,
-                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {}
+                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {
+  std::abort();  // small_sgemm_handles never says yes here
+}
 
 #endif
 

@@ -118,6 +118,14 @@ std::uint64_t allreduce_bytes_per_rank(std::uint64_t bytes, int ranks) {
 
 namespace {
 
+// Counts an allreduce of `bytes` (or a reduce-scatter plus allgather of them)
+// in and out of this rank.
+void count_allreduce(std::size_t bytes, int ranks, SyncCounters& counters) {
+  const auto moved = allreduce_bytes_per_rank(bytes, ranks);
+  counters.bytes_sent += moved;
+  counters.bytes_received += moved;
+}
+
 // ---- bsp: sharded update between a reduce-scatter and an allgather ----------
 //
 // An allreduce is a reduce-scatter followed by an allgather. Every replica
@@ -170,6 +178,7 @@ class ShardedBsp final : public SyncStrategy<T> {
     auto t0 = Clock::now();
     comm.allreduce(small, ReduceOp::kSum);
     counters.wait_s += seconds_since(t0);
+    count_allreduce(small.size_bytes(), comm.size(), counters);
     const double rows = static_cast<double>(local.grad[p + 1]);
     if (rows <= 0) return 0.0;  // every rank sees the same count
 
@@ -192,6 +201,7 @@ class ShardedBsp final : public SyncStrategy<T> {
       t0 = Clock::now();
       comm.allreduce(std::span<double>(&sum, 1), ReduceOp::kSum);
       counters.comm_s += seconds_since(t0);
+      count_allreduce(sizeof sum, comm.size(), counters);
       t0 = Clock::now();
       norm = std::sqrt(sum + sum_of_squares<T>(tail_grad));
     }
@@ -202,9 +212,8 @@ class ShardedBsp final : public SyncStrategy<T> {
     t0 = Clock::now();
     comm.allgather(std::span<const T>(my_params), params.first(sliced));
     counters.comm_s += seconds_since(t0);
-    const auto bytes = allreduce_bytes_per_rank(local.grad.size_bytes(), comm.size());
-    counters.bytes_sent += bytes;
-    counters.bytes_received += bytes;
+    // A reduce-scatter and an allgather move what one allreduce would.
+    count_allreduce(sliced * sizeof(T), comm.size(), counters);
     return penalty;
   }
 

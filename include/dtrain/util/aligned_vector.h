@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <new>
 #include <vector>
 
@@ -15,6 +16,7 @@ inline constexpr std::size_t kCacheLineBytes = 64;
 
 template <class T>
 struct CacheLineAllocator {
+  static_assert(alignof(T) <= kCacheLineBytes, "a cache line is not enough alignment for T");
   using value_type = T;
 
   CacheLineAllocator() = default;
@@ -22,6 +24,7 @@ struct CacheLineAllocator {
   constexpr CacheLineAllocator(const CacheLineAllocator<U>& /*other*/) noexcept {}
 
   T* allocate(std::size_t n) {
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
     return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{kCacheLineBytes}));
   }
   void deallocate(T* p, std::size_t /*n*/) noexcept {
