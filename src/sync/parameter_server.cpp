@@ -56,7 +56,7 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-void record_staleness(PsCounters& counters, std::uint64_t staleness) {
+void record_staleness(SyncCounters& counters, std::uint64_t staleness) {
   counters.max_staleness = std::max(counters.max_staleness, staleness);
   counters.staleness_sum += static_cast<double>(staleness);
   ++counters.staleness_count;
@@ -232,7 +232,7 @@ std::uint64_t PsServer<T>::version() const {
 }
 
 template <class T>
-void PsServer<T>::serve_epoch(PsCounters& counters) {
+void PsServer<T>::serve_epoch(SyncCounters& counters) {
   State& st = *state_;
   Communicator& comm = st.comm;
   const std::size_t n = st.count();
@@ -430,7 +430,7 @@ struct PsClient<T>::State {
   // receives one per server on `reply_tag` into `params`; returns the
   // versions the pushes were computed on.
   std::vector<std::uint64_t> exchange(std::span<const T> grad, const PushHeader& header,
-                                      int reply_tag, std::span<T> params, PsCounters& counters) {
+                                      int reply_tag, std::span<T> params, SyncCounters& counters) {
     const auto start = Clock::now();
     const auto num_servers = static_cast<std::size_t>(servers());
     std::vector<Request> receives(num_servers), sends(num_servers);
@@ -494,7 +494,7 @@ PsClient<T>::~PsClient() = default;
 
 template <class T>
 std::uint64_t PsClient<T>::push_pull(std::span<const T> grad_sums, double rows, double loss,
-                                     double lr, std::span<T> params, PsCounters& counters) {
+                                     double lr, std::span<T> params, SyncCounters& counters) {
   State& st = *state_;
   if (grad_sums.size() != st.config.num_params || params.size() != st.config.num_params) {
     throw ConfigError(rank_prefix(st.comm) + "push_pull got " + std::to_string(grad_sums.size()) +
@@ -524,7 +524,7 @@ std::uint64_t PsClient<T>::push_pull(std::span<const T> grad_sums, double rows, 
 }
 
 template <class T>
-void PsClient<T>::end_epoch(std::span<T> params, PsCounters& counters) {
+void PsClient<T>::end_epoch(std::span<T> params, SyncCounters& counters) {
   State& st = *state_;
   if (params.size() != st.config.num_params) {
     throw ConfigError(rank_prefix(st.comm) + "end_epoch got " + std::to_string(params.size()) +

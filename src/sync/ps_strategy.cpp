@@ -1,21 +1,9 @@
 // The worker side of master-worker training as a SyncStrategy.
-#include <algorithm>
-#include <chrono>
 #include <string>
 
 #include "dtrain/sync/strategy.h"
 
 namespace dtrain {
-
-void add_counters(const PsCounters& from, SyncCounters& to) {
-  to.comm_s += from.comm_s;
-  to.wait_s += from.wait_s;
-  to.bytes_sent += from.bytes_sent;
-  to.bytes_received += from.bytes_received;
-  to.max_staleness = std::max(to.max_staleness, from.max_staleness);
-  to.staleness_sum += from.staleness_sum;
-  to.staleness_count += from.staleness_count;
-}
 
 namespace {
 
@@ -35,17 +23,13 @@ class PsWorker final : public SyncStrategy<T> {
     // The servers apply the update; the penalty is reported from the
     // parameters this step computed on.
     const double penalty = l2_penalty<T>(params, config_.penalized, config_.l2);
-    PsCounters ps;
     client_.push_pull(local.grad.first(params.size()), local.rows, local.loss, local.lr, params,
-                      ps);
-    add_counters(ps, counters);
+                      counters);
     return penalty;
   }
 
   void end_epoch(Communicator& /*comm*/, std::span<T> params, SyncCounters& counters) override {
-    PsCounters ps;
-    client_.end_epoch(params, ps);
-    add_counters(ps, counters);
+    client_.end_epoch(params, counters);
   }
 
  private:

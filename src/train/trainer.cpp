@@ -247,9 +247,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     std::vector<double> totals(3, 0.0);
     double lr = schedule.at_step(epoch, 0, steps_per_epoch);
     if (is_server) {
-      PsCounters ps;
-      server->serve_epoch(ps);
-      add_counters(ps, counters);
+      server->serve_epoch(counters);
     } else {
       for (std::uint64_t step = 0; step < steps_per_epoch; ++step, ++global_step) {
         std::span<const std::size_t> batch(order);

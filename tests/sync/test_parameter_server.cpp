@@ -178,7 +178,7 @@ struct PsRun {
   // [server]: the final range, and its bounds.
   std::vector<std::vector<T>> ranges;
   std::vector<std::pair<std::size_t, std::size_t>> bounds;
-  std::vector<PsCounters> counters;  // per rank, over all epochs
+  std::vector<SyncCounters> counters;  // per rank, over all epochs
   // [worker]: push_pull calls made.
   std::vector<std::uint64_t> pushes;
   // Largest lead (steps completed) of worker 0 over the last worker, sampled
@@ -214,7 +214,7 @@ PsRun<T> run_ps(const Scenario& s, const RunOptions& opt) {
 
   run_threads(world(ranks), [&](Communicator& comm) {
     const auto rank = static_cast<std::size_t>(comm.rank());
-    PsCounters& counters = run.counters[rank];
+    SyncCounters& counters = run.counters[rank];
     const std::vector<T> init = initial_params<T>(num_params);
     if (comm.rank() < opt.servers) {
       PsServer<T> server(comm, config, init);
@@ -435,14 +435,14 @@ TEST(ParameterServer, SspBoundsStalenessAndLetsFastWorkersRunAhead) {
   const PsRun<double> run = run_ps<double>(s, opt);
 
   for (int r = 0; r < opt.servers; ++r) {
-    const PsCounters& c = run.counters[static_cast<std::size_t>(r)];
+    const SyncCounters& c = run.counters[static_cast<std::size_t>(r)];
     EXPECT_LE(c.max_staleness, 2u) << "server " << r;
     EXPECT_GT(c.max_staleness, 0u) << "server " << r;
     EXPECT_EQ(c.staleness_count, run.pushes[0] + run.pushes[1]);
     EXPECT_GT(c.mean_staleness(), 0.0);
   }
-  const PsCounters& fast = run.counters[static_cast<std::size_t>(opt.servers)];
-  const PsCounters& slow = run.counters[static_cast<std::size_t>(opt.servers + 1)];
+  const SyncCounters& fast = run.counters[static_cast<std::size_t>(opt.servers)];
+  const SyncCounters& slow = run.counters[static_cast<std::size_t>(opt.servers + 1)];
   EXPECT_GT(fast.max_staleness, 0u);
   EXPECT_LE(fast.max_staleness, 2u);
   EXPECT_LE(slow.max_staleness, 2u);
@@ -485,14 +485,14 @@ TYPED_TEST(ParameterServerTyped, AspConvergesAndSeesStaleness) {
   const std::uint64_t pushes = run.pushes[0] + run.pushes[1];
   std::uint64_t server_max = 0;
   for (int r = 0; r < opt.servers; ++r) {
-    const PsCounters& c = run.counters[static_cast<std::size_t>(r)];
+    const SyncCounters& c = run.counters[static_cast<std::size_t>(r)];
     EXPECT_EQ(c.updates, pushes) << "every push is its own update";
     EXPECT_EQ(c.staleness_count, pushes);
     server_max = std::max(server_max, c.max_staleness);
   }
   // While the slow worker computes, the fast one's pushes move the servers on.
   EXPECT_GT(server_max, 0u);
-  const PsCounters& slow = run.counters[static_cast<std::size_t>(opt.servers + 1)];
+  const SyncCounters& slow = run.counters[static_cast<std::size_t>(opt.servers + 1)];
   EXPECT_GT(slow.max_staleness, 0u);
   // end_epoch leaves every worker with the same parameters, every epoch.
   for (int e = 0; e < s.epochs; ++e) {
@@ -521,7 +521,7 @@ TEST(ParameterServer, EachServerReceivesItsShareOfTheGradientBytes) {
   const double messages = static_cast<double>(pushes + 2u * 2u);
   std::uint64_t received = 0;
   for (int r = 0; r < opt.servers; ++r) {
-    const PsCounters& c = run.counters[static_cast<std::size_t>(r)];
+    const SyncCounters& c = run.counters[static_cast<std::size_t>(r)];
     const auto [lo, hi] = run.bounds[static_cast<std::size_t>(r)];
     const double range_bytes = static_cast<double>(hi - lo) * sizeof(float);
     const auto got = static_cast<double>(c.bytes_received);
@@ -542,7 +542,7 @@ TEST(ParameterServer, EachServerReceivesItsShareOfTheGradientBytes) {
     sent_by_servers += run.counters[static_cast<std::size_t>(r)].bytes_sent;
   EXPECT_EQ(received, sent_by_workers);
   EXPECT_EQ(sent_by_servers, received_by_workers);
-  for (const PsCounters& c : run.counters) {
+  for (const SyncCounters& c : run.counters) {
     EXPECT_GE(c.comm_s, 0.0);
     EXPECT_GE(c.wait_s, 0.0);
   }

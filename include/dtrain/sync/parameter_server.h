@@ -51,6 +51,7 @@
 
 #include "dtrain/comm/communicator.h"
 #include "dtrain/optim/optimizer.h"
+#include "dtrain/sync/counters.h"
 
 namespace dtrain {
 
@@ -77,30 +78,6 @@ struct PsConfig {
   void validate(int world_size) const;
 };
 
-// Per-rank counters, accumulated until reset by the caller.
-struct PsCounters {
-  // comm_s: time spent sending and receiving (posting, copying, completing
-  // messages). wait_s: time blocked on peers — a worker waiting for its pull
-  // to be answered (which is where the BSP/SSP condition holds it), a server
-  // idle with no push to process.
-  double comm_s = 0, wait_s = 0;
-  // Payload bytes (header included) of this rank's point-to-point messages.
-  // Every message on a tag has one size, so a worker's end-of-epoch message
-  // is as long as its push (one range per server, per worker and epoch).
-  std::uint64_t bytes_sent = 0, bytes_received = 0;
-  // Servers: pushes applied (empty ones included).
-  std::uint64_t updates = 0;
-  // Staleness of the pushes recorded (see the file comment): the largest,
-  // and the sum and count for the mean.
-  std::uint64_t max_staleness = 0;
-  double staleness_sum = 0;
-  std::uint64_t staleness_count = 0;
-
-  double mean_staleness() const {
-    return staleness_count == 0 ? 0.0 : staleness_sum / static_cast<double>(staleness_count);
-  }
-};
-
 // First tag of the protocol; it uses kPsTagBase .. kPsTagBase + 2.
 inline constexpr int kPsTagBase = 7000;
 
@@ -123,7 +100,7 @@ class PsServer {
 
   // Serves until every worker has called end_epoch(), then sends every worker
   // the final range and returns.
-  void serve_epoch(PsCounters& counters);
+  void serve_epoch(SyncCounters& counters);
 
   // This server's current parameter range.
   std::span<const T> range() const;
@@ -154,11 +131,11 @@ class PsClient {
   // as the mode requires. Returns the version of the parameters received
   // (the oldest of the servers' ranges).
   std::uint64_t push_pull(std::span<const T> grad_sums, double rows, double loss, double lr,
-                          std::span<T> params, PsCounters& counters);
+                          std::span<T> params, SyncCounters& counters);
 
   // After the epoch's last push_pull: tells the servers, and receives the
   // final parameters of the epoch (identical on every worker) into params.
-  void end_epoch(std::span<T> params, PsCounters& counters);
+  void end_epoch(std::span<T> params, SyncCounters& counters);
 
  private:
   struct State;

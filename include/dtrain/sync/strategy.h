@@ -30,6 +30,7 @@
 
 #include "dtrain/comm/communicator.h"
 #include "dtrain/optim/optimizer.h"
+#include "dtrain/sync/counters.h"
 #include "dtrain/sync/parameter_server.h"
 #include "dtrain/sync/updater.h"
 
@@ -60,22 +61,6 @@ struct SyncSpec {
   // asp and ssp need servers; local and gossip need peers. ConfigError for
   // a combination that does not exist.
   void check_schedule(Schedule schedule) const;
-};
-
-// What one worker did during an epoch (reset by the trainer each epoch).
-struct SyncCounters {
-  double compute_s = 0.0;  // gradient and local update, injected slowness included
-  double comm_s = 0.0;     // moving bytes (collectives, messages)
-  double wait_s = 0.0;     // blocked on other ranks
-  std::uint64_t bytes_sent = 0;
-  std::uint64_t bytes_received = 0;
-  std::uint64_t max_staleness = 0;
-  double staleness_sum = 0.0;
-  std::uint64_t staleness_count = 0;
-
-  double mean_staleness() const {
-    return staleness_count == 0 ? 0.0 : staleness_sum / static_cast<double>(staleness_count);
-  }
 };
 
 // The step's contribution of one worker: gradient sums of its batch.
@@ -118,9 +103,6 @@ template <class T>
 std::unique_ptr<SyncStrategy<T>> make_peer_strategy(const SyncSpec& spec, Topology topology,
                                                     std::uint64_t seed,
                                                     std::unique_ptr<Updater<T>> updater);
-
-// Adds a parameter server's or client's counters to a strategy's.
-void add_counters(const PsCounters& from, SyncCounters& to);
 
 // A master-worker worker's side: pushes its gradient to the servers and
 // pulls the parameters each step (PsClient). Call on worker ranks only.
