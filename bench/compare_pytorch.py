@@ -49,6 +49,10 @@ import sys
 import tempfile
 import time
 
+# The same machine description as the PyTorch side's JSON (the module imports
+# torch only inside its functions, so this loads nothing else).
+from pytorch_mlp import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TRAIN = 60000
 # GEMM flops of one training sample: forward 2*(784*256 + 256*128 + 128*10),
@@ -56,17 +60,6 @@ N_TRAIN = 60000
 # layers 2 and 3 (layer 1's is not needed): 2*(256*128 + 128*10).
 FWD_FLOPS = 2 * (784 * 256 + 256 * 128 + 128 * 10)
 FLOPS_PER_SAMPLE = 2 * FWD_FLOPS + 2 * (256 * 128 + 128 * 10)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def cpu_jiffies():
@@ -200,6 +193,15 @@ def read_dtrain_metrics(path):
 # ---------------------------------------------------------------- runs
 
 
+def run_recorded(args, cmd, log):
+    """Runs cmd alone (run_logged); returns (returncode, output, the result
+    record every run starts from)."""
+    rc, output, wall, other = run_logged(cmd, dict(os.environ), log, args.run_timeout)
+    result = {"command": " ".join(shlex.quote(c) for c in cmd), "returncode": rc,
+              "process_wall_s": wall, "other_busy_during": other}
+    return rc, output, result
+
+
 def run_pytorch(args, mode, coretype, tmp, log):
     out_json = os.path.join(tmp, f"pytorch_{mode}.json")
     cmd = [
@@ -216,9 +218,7 @@ def run_pytorch(args, mode, coretype, tmp, log):
     ]  # fmt: skip
     if mode == "ddp":
         cmd[4:4] = ["--workers", "2"]
-    rc, output, wall, other = run_logged(cmd, dict(os.environ), log, args.run_timeout)
-    result = {"command": " ".join(shlex.quote(c) for c in cmd), "returncode": rc,
-              "process_wall_s": wall, "other_busy_during": other}
+    rc, output, result = run_recorded(args, cmd, log)
     if rc != 0 or not os.path.exists(out_json):
         result["error"] = output[-2000:]
         return result
@@ -257,9 +257,7 @@ def dtrain_command(args, workers, epochs, run_dir):
 def run_dtrain(args, workers, tmp, log, epochs=None, tag=""):
     cmd, metrics = dtrain_command(args, workers, epochs or args.epochs,
                                   os.path.join(tmp, f"dtrain_w{workers}{tag}"))
-    rc, output, wall, other = run_logged(cmd, dict(os.environ), log, args.run_timeout)
-    result = {"command": " ".join(shlex.quote(c) for c in cmd), "returncode": rc,
-              "process_wall_s": wall, "other_busy_during": other}
+    rc, output, result = run_recorded(args, cmd, log)
     if rc != 0 or not os.path.exists(metrics):
         result["error"] = output[-2000:]
         return result
