@@ -130,6 +130,13 @@ const std::vector<Shape>& shapes() {
       {13, 4, 8},
       {16, 23, 16, 2, 0.5f, 0.5f},
       {2, 1, 33},
+      // Wide dot rows (op(B) = B^T, 8 to 16 columns): one pass of 8-12
+      // columns, two passes of 7 + 6 up to 8 + 8, k past 8.
+      {3, 8, 16, 1, 1.0f, 0.5f},
+      {4, 11, 21, 2, -0.5f, 0.0f},
+      {2, 12, 7, 0, 1.0f, 1.0f},
+      {5, 13, 8, 3, 2.0f, 0.0f},
+      {3, 16, 33, 1, 1.0f, -1.0f},
       {10, 128, 128, 0, 1.0f, 1.0f},  // MLP layer 3 weight gradient, accumulated
       {128, 128, 10},                 // MLP layer 3 input gradient
       {128, 10, 784},                 // softmax regression forward
