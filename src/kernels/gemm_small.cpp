@@ -135,7 +135,7 @@ DTRAIN_AVX2 void dot_column_block(std::size_t m, std::size_t k, float alpha, con
 
 // Wide dot blocks, for 8 to 16 columns: one row of A against all of B's
 // rows, up to 12 at a time. With a single row there is nothing to reuse A
-// across, but 8-12 accumulators hide the FMA latency, B's rows stay in L1,
+// across, but 6-12 accumulators hide the FMA latency, B's rows stay in L1,
 // and the lanes are summed eight outputs at a time (horizontal_sums8), which
 // costs half as many shuffles per output as horizontal_sums4. For the
 // 10-wide output layer (128 x 10 x 128) this measured 78-80% of peak against
@@ -256,8 +256,8 @@ DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alp
                           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                           std::size_t ldc) {
   if (n >= 8) {
-    // 8-12 columns in one pass over A, 13-16 in two near-equal ones (at
-    // least 7 accumulators each).
+    // 8-12 columns in one pass over A, 13-16 in two near-equal ones (7 + 6
+    // up to 8 + 8).
     const std::size_t first = n <= kDotRowCols ? n : (n + 1) / 2;
     dot_rows_of_width(first, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (first < n) {
@@ -304,10 +304,12 @@ DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alp
 // computed one float at a time.
 constexpr std::size_t kBroadcastRows = 6;
 
-// kPlain: alpha == 1 and beta == 0, which the callers pass (forward and
-// backward passes overwrite their outputs). Templated on it, the blocks keep
-// no alpha or beta in registers: 12 accumulators and 3 operands leave one of
-// the 16 vector registers, and a live alpha made the compiler spill.
+// kPlain: alpha == 1 and beta == 0, as the forward pass and the input
+// gradient pass them (they overwrite their outputs; the weight gradient
+// accumulates, beta = 1, and takes the general path). Templated on it, the
+// blocks keep no alpha or beta in registers: 12 accumulators and 3 operands
+// leave one of the 16 vector registers, and a live alpha made the compiler
+// spill.
 template <bool kPlain, std::size_t MR, std::size_t NV>
 DTRAIN_AVX2_INLINE void broadcast_block(std::size_t k, float alpha, const float* a,
                                         std::size_t row_step, std::size_t col_step, const float* b,
@@ -315,7 +317,8 @@ DTRAIN_AVX2_INLINE void broadcast_block(std::size_t k, float alpha, const float*
   // The first product initialises the accumulators (k >= 1): with k as short
   // as 10 (the output layer's input gradient), a 6 x 16 block starting from
   // zeros, with one more FMA per chain, measured 71-73% of peak against
-  // 90-91%. a * b rounds exactly as fma(a, b, 0) does: the sums are the same.
+  // 90-91%. a * b rounds exactly as fma(a, b, +0) does, so the sums are the
+  // same, up to the sign of a zero sum (-0 where there was +0).
   __m256 acc[MR][NV];
   {
     __m256 bv[NV];

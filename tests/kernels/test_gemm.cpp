@@ -131,12 +131,24 @@ const std::vector<Shape>& shapes() {
       {16, 23, 16, 2, 0.5f, 0.5f},
       {2, 1, 33},
       // Wide dot rows (op(B) = B^T, 8 to 16 columns): one pass of 8-12
-      // columns, two passes of 7 + 6 up to 8 + 8, k past 8.
+      // columns, two passes of 7 + 6, 7 + 7, 8 + 7 and 8 + 8, k below, at
+      // and past multiples of 8, both with alpha = 1, beta = 0 (the
+      // specialised path) and without.
       {3, 8, 16, 1, 1.0f, 0.5f},
       {4, 11, 21, 2, -0.5f, 0.0f},
       {2, 12, 7, 0, 1.0f, 1.0f},
       {5, 13, 8, 3, 2.0f, 0.0f},
       {3, 16, 33, 1, 1.0f, -1.0f},
+      {3, 12, 19, 2},
+      {5, 15, 8, 1},
+      {4, 14, 13, 3, 0.5f, 0.0f},
+      {7, 9, 24, 1},
+      {2, 11, 9, 2},
+      {8, 13, 16, 2},
+      // k = 1 through the broadcast kernel's blocks (the first product
+      // alone), with padding and the specialised path.
+      {13, 16, 1, 1},
+      {5, 24, 1, 2, 2.0f, 0.5f},
       {10, 128, 128, 0, 1.0f, 1.0f},  // MLP layer 3 weight gradient, accumulated
       {128, 128, 10},                 // MLP layer 3 input gradient
       {128, 10, 784},                 // softmax regression forward
