@@ -1,5 +1,6 @@
 // dtrain eval / dtrain predict: apply a saved model to a data file.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -49,16 +50,35 @@ void run_eval(const ApplyOptions& o) {
   const ModelArchitecture arch = saved.spec.architecture();
   const std::vector<double> outputs = model_outputs(saved, data);
   Metrics metrics;
-  run_threads({}, [&](Communicator& comm) {
-    metrics = compute_metrics(comm, task_for(arch.output_kind()), arch.output_width(), outputs,
-                              data.labels());
-  });
+  try {
+    run_threads({}, [&](Communicator& comm) {
+      metrics = compute_metrics(comm, task_for(arch.output_kind()), arch.output_width(), outputs,
+                                data.labels());
+    });
+  } catch (const InputError& e) {
+    throw InputError(o.data + ": " + e.what());  // labels the model cannot have produced
+  }
   if (o.json) {
     std::cout << metrics_to_json(metrics).dump() << std::endl;
   } else {
     std::printf("%s model on %s (%llu rows): %s\n", to_string(saved.spec.kind), o.data.c_str(),
                 static_cast<unsigned long long>(metrics.rows), metrics_to_text(metrics).c_str());
-    if (metrics.classes > 0) std::printf("%s", confusion_to_text(metrics).c_str());
+    if (metrics.classes > 0) {
+      std::printf("%s", confusion_to_text(metrics).c_str());
+      // Per class; "-" where undefined (no row predicted as, or belonging
+      // to, the class).
+      const auto cell = [](double v) {
+        if (!std::isfinite(v)) return std::string("-");
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.4f", v);
+        return std::string(buf);
+      };
+      std::printf("class  precision  recall\n");
+      for (std::size_t c = 0; c < metrics.classes; ++c) {
+        std::printf("%5zu  %9s  %6s\n", c, cell(metrics.precision[c]).c_str(),
+                    cell(metrics.recall[c]).c_str());
+      }
+    }
   }
 }
 
@@ -90,8 +110,10 @@ void run_predict(const ApplyOptions& o) {
       for (const double p : outputs) s << p << ',' << (p >= 0.5 ? 1 : 0) << '\n';
       break;
     case OutputKind::kClassProbabilities:
+    case OutputKind::kClassScores: {
+      const char* prefix = arch.output_kind() == OutputKind::kClassScores ? ",score" : ",p";
       s << "label";
-      for (std::size_t k = 0; k < width; ++k) s << ",p" << k;
+      for (std::size_t k = 0; k < width; ++k) s << prefix << k;
       s << '\n';
       for (std::size_t r = 0; r < data.rows(); ++r) {
         const double* p = outputs.data() + r * width;
@@ -100,6 +122,7 @@ void run_predict(const ApplyOptions& o) {
         s << '\n';
       }
       break;
+    }
   }
   out.commit();
   std::printf("%zu predictions written to %s\n", data.rows(), o.out.c_str());

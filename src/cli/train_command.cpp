@@ -149,7 +149,13 @@ OptimizerConfig make_optimizer_config(const TrainOptions& o, BatchMode& batch_mo
     opt.momentum = o.nesterov ? o.momentum.value_or(0.9) : momentum;
   } else {
     batch_mode = BatchMode::kMiniBatch;
-    opt.kind = parse_optimizer_kind(o.optimizer);
+    try {
+      opt.kind = parse_optimizer_kind(o.optimizer);
+    } catch (const ConfigError&) {
+      throw ConfigError(
+          "unknown optimizer '" + o.optimizer +
+          "' (expected gd, sgd, momentum, nesterov, adam, adamw, adagrad or rmsprop)");
+    }
     if (opt.kind == OptimizerKind::kSgd && (momentum > 0 || o.nesterov)) {
       opt.kind = o.nesterov ? OptimizerKind::kNesterov : OptimizerKind::kMomentum;
     } else if (opt.kind == OptimizerKind::kMomentum && o.nesterov) {

@@ -58,6 +58,29 @@ bool looks_like_libsvm(const std::string& path) {
   return false;
 }
 
+// The binary formats by their first bytes: a file with an unknown name that
+// starts like one is not read as CSV (which would report its bytes as a
+// malformed first line). Returns false for text, or an unreadable file.
+bool sniff_binary_format(const std::string& path, FileFormat& format) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[6] = {};
+  if (!in.read(reinterpret_cast<char*>(head), sizeof head)) return false;
+  if (head[0] == 0x93 && std::string_view(reinterpret_cast<char*>(head + 1), 5) == "NUMPY") {
+    format = FileFormat::kNpy;
+    return true;
+  }
+  // gzip (dtrain reads compressed IDX only), or raw IDX: two zero bytes, a
+  // type code (0x08 unsigned byte .. 0x0E double) and 1-4 dimensions.
+  const bool gzip = head[0] == 0x1f && head[1] == 0x8b;
+  const bool idx = head[0] == 0 && head[1] == 0 && head[2] >= 0x08 && head[2] <= 0x0e &&
+                   head[3] >= 1 && head[3] <= 4;
+  if (gzip || idx) {
+    format = FileFormat::kIdx;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 FileFormat guess_format(const std::string& path) {
@@ -69,6 +92,7 @@ FileFormat guess_format(const std::string& path) {
   if (name.ends_with(".gz")) name.remove_suffix(3);
   if (name.ends_with("-idx1-ubyte") || name.ends_with("-idx3-ubyte")) return FileFormat::kIdx;
   if (ext == ".svm" || ext == ".libsvm") return FileFormat::kLibsvm;
+  if (FileFormat sniffed; ext != ".csv" && sniff_binary_format(path, sniffed)) return sniffed;
   if (ext == ".txt" && looks_like_libsvm(path)) return FileFormat::kLibsvm;
   return FileFormat::kCsv;
 }

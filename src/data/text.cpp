@@ -102,12 +102,41 @@ void fail(const std::string& path, std::size_t line, std::string_view what) {
   throw InputError(msg);
 }
 
+namespace {
+
+// Whether text is well-formed UTF-8, a sequence cut short at the end
+// allowed (quoted() shows a prefix). Overlong forms and surrogates pass:
+// this only tells text from binary bytes.
+bool utf8_text(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t len = c < 0x80           ? 1
+                            : (c >> 5) == 0x6  ? 2
+                            : (c >> 4) == 0xe  ? 3
+                            : (c >> 3) == 0x1e ? 4
+                                               : 0;
+    if (len == 0) return false;
+    for (std::size_t k = 1; k < len && i + k < text.size(); ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string quoted(std::string_view text) {
   constexpr std::size_t kMax = 40;
+  const std::string_view shown = text.substr(0, kMax);
+  // Non-ASCII bytes stay as they are in UTF-8 text (a column named 'préc')
+  // and are escaped in anything else, so that a binary file's bytes cannot
+  // garble the one-line message.
+  const bool escape_high = !utf8_text(shown);
   std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    const auto c = static_cast<unsigned char>(shown[i]);
+    if (c < 0x20 || c == 0x7f || (escape_high && c >= 0x80)) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;

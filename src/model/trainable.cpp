@@ -20,8 +20,10 @@ OutputKind ModelArchitecture::output_kind() const {
       return OutputKind::kProbability;
     case ModelKind::kSoftmax:
     case ModelKind::kMlp:
-      return loss == NetworkLoss::kSoftmaxCrossEntropy ? OutputKind::kClassProbabilities
-                                                       : OutputKind::kValue;
+      if (loss == NetworkLoss::kSoftmaxCrossEntropy) return OutputKind::kClassProbabilities;
+      // Squared loss: one output regresses a value; several are fitted to
+      // one-hot class targets.
+      return classes >= 2 ? OutputKind::kClassScores : OutputKind::kValue;
   }
   return OutputKind::kValue;
 }

@@ -158,8 +158,11 @@ bool is_class_id(float label, std::size_t classes) {
   throw InputError(buf);
 }
 
+// `probabilities` holds class scores when `are_probabilities` is false: the
+// ranking metrics are the same, the log-loss is undefined.
 Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabilities,
-                           std::span<const float> labels, std::size_t classes) {
+                           std::span<const float> labels, std::size_t classes,
+                           bool are_probabilities) {
   const std::size_t top_k = std::min<std::size_t>(5, classes);
   // One buffer, one allreduce: [rows, top-k hits, summed log-loss, invalid
   // labels, confusion counts]. Counts stay exact in a double up to 2^53.
@@ -184,7 +187,7 @@ Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabili
     }
     sums[kRows] += 1.0;
     sums[kTopK] += ranked_above_y < top_k ? 1.0 : 0.0;
-    sums[kLogLoss] += -std::log(std::max(p[y], 1e-15));
+    if (are_probabilities) sums[kLogLoss] += -std::log(std::max(p[y], 1e-15));
     sums[kConfusion + y * classes + predicted] += 1.0;
   }
   comm.allreduce(std::span<double>(sums));
@@ -227,7 +230,7 @@ Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabili
   m.values = {
       {"accuracy", ratio_or_nan(correct, n)},
       {"top5", ratio_or_nan(sums[kTopK], n)},
-      {"logloss", ratio_or_nan(sums[kLogLoss], n)},
+      {"logloss", are_probabilities ? ratio_or_nan(sums[kLogLoss], n) : kNaN},
       {"macro_precision", ratio_or_nan(precision_sum, static_cast<double>(precision_defined))},
       {"macro_recall", ratio_or_nan(recall_sum, static_cast<double>(recall_defined))}};
   return m;
@@ -237,7 +240,8 @@ Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabili
 
 Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
                         std::span<const double> outputs, std::span<const float> labels) {
-  if (task == Task::kMulticlass ? width < 2 : width != 1) {
+  const bool multiclass = task == Task::kMulticlass || task == Task::kMulticlassScores;
+  if (multiclass ? width < 2 : width != 1) {
     throw std::invalid_argument("compute_metrics: width " + std::to_string(width) +
                                 " does not suit the task");
   }
@@ -252,7 +256,9 @@ Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
     case Task::kBinary:
       return binary_metrics(comm, outputs, labels);
     case Task::kMulticlass:
-      return multiclass_metrics(comm, outputs, labels, width);
+      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/true);
+    case Task::kMulticlassScores:
+      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/false);
   }
   return {};
 }
@@ -321,6 +327,8 @@ Task task_for(OutputKind kind) {
       return Task::kBinary;
     case OutputKind::kClassProbabilities:
       return Task::kMulticlass;
+    case OutputKind::kClassScores:
+      return Task::kMulticlassScores;
   }
   return Task::kRegression;
 }

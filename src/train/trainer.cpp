@@ -1,8 +1,10 @@
 #include "dtrain/train/trainer.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <thread>
@@ -431,6 +433,28 @@ TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_
       for (const float y : shard.labels()) largest = std::max(largest, static_cast<double>(y));
       comm.allreduce(std::span<double>(&largest, 1), ReduceOp::kMax);
       arch.classes = static_cast<std::size_t>(largest) + 1;
+    }
+    // The readers have checked that class labels are integers >= 0; a label
+    // past the class count (given by --classes, or derived from the training
+    // labels while the test set has more) is caught here, before training,
+    // rather than by the loss or the first evaluation.
+    if (arch.loss == NetworkLoss::kSoftmaxCrossEntropy || arch.classes >= 2) {
+      std::array<double, 2> largest{0.0, 0.0};  // training, test
+      for (const float y : shard.labels()) largest[0] = std::max(largest[0], double{y});
+      if (test_shard != nullptr) {
+        for (const float y : test_shard->labels()) largest[1] = std::max(largest[1], double{y});
+      }
+      comm.allreduce(std::span<double>(largest), ReduceOp::kMax);
+      const auto classes = static_cast<double>(arch.classes);
+      const char* source = config.classes > 0 ? "--classes" : "the training labels";
+      if (largest[0] >= classes || largest[1] >= classes) {
+        const bool train_bad = largest[0] >= classes;
+        char label[32];
+        std::snprintf(label, sizeof label, "%g", train_bad ? largest[0] : largest[1]);
+        throw InputError(std::string(train_bad ? "training" : "test") + " data: label " + label +
+                         " is not a class id in [0, " + std::to_string(arch.classes) +
+                         ") (the class count comes from " + source + ")");
+      }
     }
   }
   arch.validate();

@@ -274,6 +274,54 @@ TEST_F(CliTest, NetworkModelsBadArguments) {
                  {"diabetes.csv", "class"});
 }
 
+// A squared-loss network on one-hot classes: its outputs are class scores,
+// evaluated like a classifier's (no log-loss), predicted as the best score.
+TEST_F(CliTest, SquaredLossClassifierEvaluatesAsMulticlass) {
+  const std::string iris = kData + "iris.csv";
+  const CliRun tr = run("train --data " + iris + " --label species --test-data " + iris +
+                        " --model softmax --loss squared --classes 3 --optimizer momentum "
+                        "--lr 0.05 --standardize --epochs 30 --out s.model --metrics-out m.jsonl");
+  ASSERT_EQ(tr.status, 0) << tr.err;
+  std::ifstream lines(dir_ / "m.jsonl");
+  std::string line, last_line;
+  while (std::getline(lines, line)) last_line = line;
+  const auto last = nlohmann::json::parse(last_line);
+  EXPECT_GT(last["test_accuracy"].get<double>(), 0.8);
+  EXPECT_TRUE(last["test_logloss"].is_null());
+
+  const CliRun ev = run("eval --model s.model --data " + iris + " --json");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  const auto m = nlohmann::json::parse(ev.out);
+  EXPECT_DOUBLE_EQ(m["accuracy"].get<double>(), last["test_accuracy"].get<double>());
+  EXPECT_TRUE(m["logloss"].is_null());
+  EXPECT_EQ(m["confusion"].size(), 9u);
+
+  const CliRun text = run("eval --model s.model --data " + iris);
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("class  precision  recall"), std::string::npos) << text.out;
+
+  ASSERT_EQ(run("predict --model s.model --data " + iris + " --out p.csv").status, 0);
+  const std::string preds = slurp(dir_ / "p.csv");
+  EXPECT_EQ(preds.rfind("label,score0,score1,score2\n", 0), 0u) << preds.substr(0, 80);
+}
+
+// A label past the class count is reported before training, naming which
+// data and where the count came from; eval names the file.
+TEST_F(CliTest, LabelsPastTheClassCount) {
+  const std::string iris = kData + "iris.csv";
+  expect_failure(
+      "train --data " + iris + " --label species --model softmax --classes 2 --out m.model",
+      {"training data: label 2 is not a class id in [0, 2)", "--classes"});
+  write("two.csv",
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        "5.1,3.5,1.4,0.2,0\n7.0,3.2,4.7,1.4,1\n");
+  expect_failure(
+      "train --data two.csv --label species --test-data " + iris + " --model softmax --out m.model",
+      {"test data: label 2 is not a class id in [0, 2)", "training labels"});
+  ASSERT_EQ(run("train --data two.csv --label species --model softmax --out m.model").status, 0);
+  expect_failure("eval --model m.model --data " + iris, {"iris.csv: label 2 is not a class id"});
+}
+
 TEST_F(CliTest, MissingDatasetSaysHowToInstallIt) {
   const std::string cmd = "DTRAIN_DATASETS_DIR='" + (dir_ / "none").string() +
                           "' '" DTRAIN_CLI

@@ -319,6 +319,15 @@ TEST(Formats, ParseAndGuess) {
   EXPECT_EQ(guess_format(dir.write("s.txt", "# c\n+1 1:0.5 3:2\n")), FileFormat::kLibsvm);
   EXPECT_EQ(guess_format(dir.write("c.txt", "a,b\n1,2\n")), FileFormat::kCsv);
   EXPECT_EQ(guess_format(dir.join("missing.txt")), FileFormat::kCsv);
+  // Names that say nothing: binary formats by their first bytes.
+  EXPECT_EQ(guess_format(dir.write("images.bin", std::string("\x1f\x8b\x08\0\0\0", 6))),
+            FileFormat::kIdx);
+  EXPECT_EQ(guess_format(dir.write("raw", std::string("\0\0\x08\x03\0\0\0\x02", 8))),
+            FileFormat::kIdx);
+  EXPECT_EQ(guess_format(dir.write("array.dat", "\x93NUMPY\x01\x00")), FileFormat::kNpy);
+  // An explicit .csv is read as CSV whatever it holds.
+  EXPECT_EQ(guess_format(dir.write("odd.csv", std::string("\x1f\x8b\x08\0\0\0", 6))),
+            FileFormat::kCsv);
 }
 
 // ---- Malformed input ----------------------------------------------------------
@@ -362,6 +371,21 @@ std::vector<BadCase> bad_cases() {
        no_tweak,
        2,
        {"column 'a': not a number: '1.5x'"}},
+      // Binary bytes are escaped, UTF-8 text is not.
+      {"CsvBinaryField",
+       false,
+       "a,y\n\x93\x8b\x01,3\n",
+       no_tweak,
+       2,
+       {"not a number: '\\x93\\x8b\\x01'"}},
+      {"CsvUtf8Field",
+       false,
+       "a,y\npr\xc3\xa9"
+       "c,3\n",
+       no_tweak,
+       2,
+       {"not a number: 'pr\xc3\xa9"
+        "c'"}},
       {"CsvEmptyField", false, "a,b,y\n1,,3\n", no_tweak, 2, {"column 'b'", "empty field"}},
       {"CsvNoHeaderNotANumber",
        false,

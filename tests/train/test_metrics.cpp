@@ -143,6 +143,22 @@ TEST(MulticlassMetricsTest, ThreeClassHandComputed) {
                                              "macro_recall"}));
 }
 
+// Scores (a squared-loss network's outputs) rank like probabilities but have
+// no log-loss: the same outputs scaled and shifted give the same metrics,
+// with logloss NaN.
+TEST(MulticlassMetricsTest, ScoresGiveTheRankingMetricsAndNoLogLoss) {
+  LabelledOutputs c = three_class_case();
+  const Metrics probabilities = compute_one(Task::kMulticlass, 3, c.outputs, c.labels);
+  for (double& v : c.outputs) v = 3.0 * v - 1.5;  // negative scores too
+  const Metrics scores = compute_one(Task::kMulticlassScores, 3, c.outputs, c.labels);
+  EXPECT_EQ(scores.confusion, probabilities.confusion);
+  for (const char* name : {"accuracy", "top5", "macro_precision", "macro_recall"}) {
+    EXPECT_DOUBLE_EQ(scores.at(name), probabilities.at(name)) << name;
+  }
+  EXPECT_TRUE(std::isnan(scores.at("logloss")));
+  EXPECT_EQ(task_for(OutputKind::kClassScores), Task::kMulticlassScores);
+}
+
 TEST(MulticlassMetricsTest, UndefinedPrecisionAndRecallAreNanAndLeftOutOfMacro) {
   // 4 classes: class 2 has rows but is never predicted (precision NaN,
   // recall 0); class 3 has neither (both NaN).

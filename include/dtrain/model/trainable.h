@@ -27,6 +27,8 @@ enum class OutputKind {
   kValue,               // one predicted value per row (regression)
   kProbability,         // P(label = 1) per row (binary)
   kClassProbabilities,  // one probability per class per row (multiclass)
+  kClassScores,         // one score per class per row, not probabilities: a
+                        // squared-loss network trained on one-hot classes
 };
 
 // Everything needed to rebuild a model's arithmetic: saved in model files.

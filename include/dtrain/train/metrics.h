@@ -16,7 +16,7 @@
 namespace dtrain {
 
 // What a model's outputs predict, and so which metrics apply to them.
-enum class Task { kRegression, kBinary, kMulticlass };
+enum class Task { kRegression, kBinary, kMulticlass, kMulticlassScores };
 
 // Named metric values in a fixed, task-dependent order:
 //   regression: mse, rmse, r2
@@ -41,7 +41,7 @@ struct Metrics {
 };
 
 // The task a model's outputs call for: values are regression, P(y = 1)
-// binary, class probabilities multiclass.
+// binary, class probabilities multiclass, class scores multiclass scores.
 Task task_for(OutputKind kind);
 
 // Collective: every worker passes the model outputs for its own rows (any
@@ -60,6 +60,8 @@ Task task_for(OutputKind kind);
 //     index); logloss: mean of -log(max(p[label], 1e-15)); macro_precision
 //     and macro_recall: means of the per-class values over the classes where
 //     they are defined; plus the confusion matrix and per-class fields.
+//   kMulticlassScores: as kMulticlass, from one score per class (the highest
+//     predicts); the scores are not probabilities, so logloss is NaN.
 // Throws InputError, on every worker, naming the offending value when a
 // multiclass label is not an integer in [0, width). A width that does not
 // suit the task, or an `outputs` size other than labels.size() * width, is a
