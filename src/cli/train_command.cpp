@@ -444,7 +444,11 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   training["batch_size"] = o.batch_size;
   training["lr"] = o.lr;
   training["lr_schedule"] = o.lr_schedule;
-  training["momentum"] = job.config.optimizer.momentum;
+  // Only the rules that read it: sgd, Adam and the others carry a default.
+  const OptimizerKind rule = job.config.optimizer.kind;
+  if (rule == OptimizerKind::kMomentum || rule == OptimizerKind::kNesterov) {
+    training["momentum"] = job.config.optimizer.momentum;
+  }
   training["lr_scaling"] = o.lr_scaling;
   training["warmup_epochs"] = o.warmup_epochs;
   training["clip_norm"] = o.clip_norm;
