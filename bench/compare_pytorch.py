@@ -434,9 +434,10 @@ def report(args, results, meta):
 
     gemm_ok = gemm and "error" not in gemm and gemm.get("peak_gflops")
     mlp_rows = [r for r in gemm.get("rows", []) if r["shape"] != "square"] if gemm_ok else []
-    add("Targets (12-epoch runs above; rounds below: median and range of the per-round ratios):")
+    add(f"Targets ({args.epochs}-epoch runs above; rounds below: median and range of the "
+        "per-round ratios):")
     add("")
-    add("| Target | 12-epoch runs | rounds |")
+    add(f"| Target | {args.epochs}-epoch runs | rounds |")
     add("|---|---:|---:|")
     add(f"| dtrain 1 worker >= 1.3x PyTorch 1 thread | "
         f"{x(ratio(dt1.get('samples_per_s'), pt1.get('samples_per_s')))} | "
