@@ -273,15 +273,19 @@ void check_data_size(const BinaryFile& file, std::size_t offset, std::uint64_t r
          "truncated: the header's dimensions call for more than 2^64 bytes of " +
              std::string(noun) + " data, got " + std::to_string(got));
   }
+  // What the header says, so that a wrong rank or dimension shows.
+  const std::string shape = " (" + std::to_string(rows) + " x " + std::to_string(cols) + " " +
+                            element_name(type) + " from the header)";
   if (got < need) {
     fail(file.path, 0,
          "truncated: expected " + std::to_string(need) + " bytes of " + std::string(noun) +
-             " data, got " + std::to_string(got));
+             " data" + shape + ", got " + std::to_string(got));
   }
   if (got > need) {
     fail(file.path, 0,
          std::to_string(got) + " bytes where " + std::to_string(need) + " bytes of " +
-             std::string(noun) + " data were expected (trailing data, or wrong dimensions)");
+             std::string(noun) + " data were expected" + shape +
+             ": trailing data, or wrong dimensions");
   }
 }
 

@@ -206,12 +206,14 @@ TEST(ReadIdx, Errors) {
   // 5 images of 2 x 3 bytes: 30 bytes of data after the 16-byte header.
   expect_error<InputError>(
       read("trunc", images.substr(0, images.size() - 4)),
-      {dir.join("trunc") + ": truncated: expected 30 bytes of image data, got 26"});
+      {dir.join("trunc") + ": truncated: expected 30 bytes of image data (5 x 6 u8 from the "
+                           "header), got 26"});
   expect_error<InputError>(read("trunc.gz", gzip(images.substr(0, images.size() - 1))),
                            {dir.join("trunc.gz") + ": truncated: expected 30 bytes of image "
-                                                   "data, got 29"});
+                                                   "data (5 x 6 u8 from the header), got 29"});
   expect_error<InputError>(read("trailing", images + "xy"),
-                           {dir.join("trailing") + ": 32 bytes where 30 bytes of image data"});
+                           {dir.join("trailing") + ": 32 bytes where 30 bytes of image data",
+                            "(5 x 6 u8 from the header): trailing data, or wrong dimensions"});
   // A gzip stream cut short, and one with a damaged body or checksum.
   const std::string gz = gzip(images);
   expect_error<InputError>(read("cut.gz", gz.substr(0, gz.size() - 6)),
@@ -371,7 +373,7 @@ TEST(ReadNpy, Errors) {
       {dir.join("1d.npy") + ": expected a 2-D array (rows, columns), got shape (4,)"});
   expect_error<InputError>(read("trunc.npy", good.substr(0, good.size() - 3)),
                            {dir.join("trunc.npy") + ": truncated: expected 16 bytes of row "
-                                                    "data, got 13"});
+                                                    "data (2 x 2 f32 from the header), got 13"});
   expect_error<InputError>(read("head.npy", good.substr(0, 40)),
                            {dir.join("head.npy") + ": truncated: expected " +
                             std::to_string(good.size() - 16) + " bytes of header, got 40"});
