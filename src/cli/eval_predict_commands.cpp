@@ -25,6 +25,7 @@ struct ApplyOptions {
   std::string delimiter = ",";
   std::string out;
   bool json = false;
+  std::size_t top_k = 5;  // eval only
 };
 
 // The saved model's outputs for every row of `data`: rows x output width.
@@ -53,7 +54,7 @@ void run_eval(const ApplyOptions& o) {
   try {
     run_threads({}, [&](Communicator& comm) {
       metrics = compute_metrics(comm, task_for(arch.output_kind()), arch.output_width(), outputs,
-                                data.labels());
+                                data.labels(), o.top_k);
     });
   } catch (const InputError& e) {
     throw InputError(o.data + ": " + e.what());  // labels the model cannot have produced
@@ -149,8 +150,11 @@ Action add_eval_command(CLI::App& app) {
   add_common(cmd, *opts);
   cmd->add_flag("--json", opts->json,
                 "Print one JSON object: rows and mse, rmse, r2 (regression); accuracy, logloss, "
-                "auc (binary); accuracy, top5, logloss, macro precision/recall, confusion, "
-                "per-class precision and recall (multiclass)");
+                "auc (binary); accuracy, top5 (see --top-k), logloss, macro precision/recall, "
+                "confusion, per-class precision and recall (multiclass)");
+  cmd->add_option("--top-k", opts->top_k, "Multiclass: report top-k accuracy for this k")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   return [opts] { run_eval(*opts); };
 }
 

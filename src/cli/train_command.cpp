@@ -60,6 +60,7 @@ struct TrainOptions {
   double rmsprop_alpha = 0.99;
   double clip_norm = 0.0;
   std::optional<bool> train_metrics;
+  std::size_t top_k = 5;
   int gemm_threads = 1;
   std::string schedule = "p2p";
   int servers = 1;
@@ -222,6 +223,7 @@ TrainConfig make_config(const TrainOptions& o) {
   // linear models' is cheap and their train metrics are the usual report.
   const bool network = config.model == ModelKind::kSoftmax || config.model == ModelKind::kMlp;
   config.train_metrics = o.train_metrics.value_or(!network);
+  config.top_k = o.top_k;
   config.schedule = parse_schedule(o.schedule);
   config.servers = o.servers;
   config.sync = SyncSpec::parse(o.sync);
@@ -645,6 +647,8 @@ void add_train_options(CLI::App* cmd, TrainOptions& o, bool outputs) {
          "Stop early when the loss changes by <= tol * max(1, |loss|) between epochs (0: off)")
       ->capture_default_str();
   cmd->add_option("--eval-every", o.eval_every, "Evaluate and report every K epochs")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "Multiclass: report top-k accuracy for this k")
       ->capture_default_str();
   cmd->add_option("--train-metrics", o.train_metrics,
                   "Evaluate on the training rows too (default: true for linear models, false "

@@ -162,8 +162,8 @@ bool is_class_id(float label, std::size_t classes) {
 // ranking metrics are the same, the log-loss is undefined.
 Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabilities,
                            std::span<const float> labels, std::size_t classes,
-                           bool are_probabilities) {
-  const std::size_t top_k = std::min<std::size_t>(5, classes);
+                           bool are_probabilities, std::size_t requested_top_k) {
+  const std::size_t top_k = std::min(requested_top_k, classes);
   // One buffer, one allreduce: [rows, top-k hits, summed log-loss, invalid
   // labels, confusion counts]. Counts stay exact in a double up to 2^53.
   enum : std::size_t { kRows, kTopK, kLogLoss, kInvalid, kConfusion };
@@ -229,7 +229,7 @@ Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabili
   }
   m.values = {
       {"accuracy", ratio_or_nan(correct, n)},
-      {"top5", ratio_or_nan(sums[kTopK], n)},
+      {"top" + std::to_string(requested_top_k), ratio_or_nan(sums[kTopK], n)},
       {"logloss", are_probabilities ? ratio_or_nan(sums[kLogLoss], n) : kNaN},
       {"macro_precision", ratio_or_nan(precision_sum, static_cast<double>(precision_defined))},
       {"macro_recall", ratio_or_nan(recall_sum, static_cast<double>(recall_defined))}};
@@ -239,7 +239,9 @@ Metrics multiclass_metrics(Communicator& comm, std::span<const double> probabili
 }  // namespace
 
 Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
-                        std::span<const double> outputs, std::span<const float> labels) {
+                        std::span<const double> outputs, std::span<const float> labels,
+                        std::size_t top_k) {
+  if (top_k == 0) throw std::invalid_argument("compute_metrics: top_k must be at least 1");
   const bool multiclass = task == Task::kMulticlass || task == Task::kMulticlassScores;
   if (multiclass ? width < 2 : width != 1) {
     throw std::invalid_argument("compute_metrics: width " + std::to_string(width) +
@@ -256,9 +258,9 @@ Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
     case Task::kBinary:
       return binary_metrics(comm, outputs, labels);
     case Task::kMulticlass:
-      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/true);
+      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/true, top_k);
     case Task::kMulticlassScores:
-      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/false);
+      return multiclass_metrics(comm, outputs, labels, width, /*are_probabilities=*/false, top_k);
   }
   return {};
 }

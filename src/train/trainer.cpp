@@ -65,12 +65,13 @@ void validate(const TrainConfig& c) {
   }
   if (!(c.tol >= 0.0)) throw ConfigError("--tol must be >= 0");
   if (c.eval_every < 1) throw ConfigError("--eval-every must be at least 1");
+  if (c.top_k < 1) throw ConfigError("--top-k must be at least 1");
 }
 
 // The model's metrics over `rows` of every worker.
 template <class T>
 Metrics evaluate_rows(Communicator& comm, TrainableModel<T>& model, std::span<const T> params,
-                      const Dataset& data, std::span<const std::size_t> rows) {
+                      const Dataset& data, std::span<const std::size_t> rows, std::size_t top_k) {
   const ModelArchitecture& arch = model.architecture();
   const std::size_t width = arch.output_width();
   std::vector<double> outputs(rows.size() * width);
@@ -78,7 +79,7 @@ Metrics evaluate_rows(Communicator& comm, TrainableModel<T>& model, std::span<co
   std::vector<float> labels(rows.size());
   const auto all_labels = data.labels();
   for (std::size_t i = 0; i < rows.size(); ++i) labels[i] = all_labels[rows[i]];
-  return compute_metrics(comm, task_for(arch.output_kind()), width, outputs, labels);
+  return compute_metrics(comm, task_for(arch.output_kind()), width, outputs, labels, top_k);
 }
 
 // The same rows in CSR form, zeros dropped.
@@ -320,10 +321,11 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
         p = eval_params;
       }
       if (config.train_metrics) {
-        report.train = evaluate_rows<T>(comm, model, p, data, setup.train_rows);
+        report.train = evaluate_rows<T>(comm, model, p, data, setup.train_rows, config.top_k);
       }
       if (setup.global_test_rows > 0) {
-        report.test = evaluate_rows<T>(comm, model, p, *setup.test_data, setup.test_rows);
+        report.test =
+            evaluate_rows<T>(comm, model, p, *setup.test_data, setup.test_rows, config.top_k);
       }
       report.workers = gather_worker_stats(comm, counters, is_server, disagreement);
       report.elapsed_seconds = seconds_since(start);

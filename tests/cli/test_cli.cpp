@@ -300,6 +300,25 @@ TEST_F(CliTest, SquaredLossClassifierEvaluatesAsMulticlass) {
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("class  precision  recall"), std::string::npos) << text.out;
 
+  // --top-k names the metric after k, in eval and in the metrics file.
+  const CliRun top2 = run("eval --model s.model --data " + iris + " --json --top-k 2");
+  ASSERT_EQ(top2.status, 0) << top2.err;
+  const auto t2 = nlohmann::json::parse(top2.out);
+  EXPECT_TRUE(t2.contains("top2") && !t2.contains("top5")) << top2.out;
+  EXPECT_GE(t2["top2"].get<double>(), t2["accuracy"].get<double>());
+  expect_failure("eval --model s.model --data " + iris + " --top-k 0", {"--top-k"});
+  ASSERT_EQ(run("train --data " + iris + " --label species --test-data " + iris +
+                " --model softmax --epochs 2 --top-k 1 --out t.model --metrics-out t.jsonl")
+                .status,
+            0);
+  const std::string top1_line =
+      slurp(dir_ / "t.jsonl").substr(0, slurp(dir_ / "t.jsonl").find('\n'));
+  const auto t1 = nlohmann::json::parse(top1_line);
+  EXPECT_DOUBLE_EQ(t1["test_top1"].get<double>(), t1["test_accuracy"].get<double>());
+  expect_failure(
+      "train --data " + iris + " --label species --model softmax --top-k 0 --out x.model",
+      {"--top-k"});
+
   ASSERT_EQ(run("predict --model s.model --data " + iris + " --out p.csv").status, 0);
   const std::string preds = slurp(dir_ / "p.csv");
   EXPECT_EQ(preds.rfind("label,score0,score1,score2\n", 0), 0u) << preds.substr(0, 80);

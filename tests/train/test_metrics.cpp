@@ -210,6 +210,30 @@ TEST(MulticlassMetricsTest, TopKBreaksTiesByLowerClassIndex) {
                    2.0 / 3);
 }
 
+// --top-k: the metric is named after k, and k past the class count counts
+// every row.
+TEST(MulticlassMetricsTest, TopKForAnyK) {
+  // Ranking: 1, 2, 3, 4 (0.2 each, by index), then 0, then 5, 6.
+  const std::vector<double> spread{0.1, 0.2, 0.2, 0.2, 0.2, 0.05, 0.05};
+  const auto top = [&](std::size_t k, float label) {
+    Metrics m;
+    run_threads(ThreadsOptions{}, [&](Communicator& comm) {
+      m = compute_metrics(comm, Task::kMulticlass, spread.size(), spread, std::vector<float>{label},
+                          k);
+    });
+    return m;
+  };
+  EXPECT_EQ(top(1, 1.0f).at("top1"), 1.0);  // the prediction itself
+  EXPECT_EQ(top(1, 2.0f).at("top1"), 0.0);
+  EXPECT_EQ(top(2, 2.0f).at("top2"), 1.0);
+  EXPECT_EQ(top(2, 3.0f).at("top2"), 0.0);
+  EXPECT_EQ(top(6, 5.0f).at("top6"), 1.0);
+  EXPECT_EQ(top(6, 6.0f).at("top6"), 0.0);
+  EXPECT_EQ(top(20, 6.0f).at("top20"), 1.0);
+  EXPECT_THROW(top(1, 0.0f).at("top5"), std::out_of_range);
+  EXPECT_THROW(top(0, 0.0f), std::invalid_argument);
+}
+
 // Softmax of normal logits: `rows` probability rows of `classes` values,
 // with labels drawn uniformly.
 LabelledOutputs random_case(std::size_t rows, std::size_t classes, unsigned seed) {

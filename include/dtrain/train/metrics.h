@@ -21,7 +21,8 @@ enum class Task { kRegression, kBinary, kMulticlass, kMulticlassScores };
 // Named metric values in a fixed, task-dependent order:
 //   regression: mse, rmse, r2
 //   binary:     accuracy, logloss, auc
-//   multiclass: accuracy, top5, logloss, macro_precision, macro_recall
+//   multiclass: accuracy, topK (top5 by default), logloss, macro_precision,
+//     macro_recall
 // A value that is undefined for the rows at hand (no rows at all, one class
 // only for auc, constant targets for r2) is NaN.
 struct Metrics {
@@ -55,9 +56,9 @@ Task task_for(OutputKind kind);
 //   kMulticlass: width = number of classes (>= 2), one probability per class;
 //     labels are class ids in [0, width), stored as floats.
 //     accuracy (the predicted class is the most probable one, the lowest
-//     index among ties); top5: the fraction of rows whose class is among the
-//     k = min(5, width) most probable ones (ties ranked by lower class
-//     index); logloss: mean of -log(max(p[label], 1e-15)); macro_precision
+//     index among ties); top<top_k> ("top5"): the fraction of rows whose
+//     class is among the min(top_k, width) most probable ones (ties ranked
+//     by lower class index); logloss: mean of -log(max(p[label], 1e-15)); macro_precision
 //     and macro_recall: means of the per-class values over the classes where
 //     they are defined; plus the confusion matrix and per-class fields.
 //   kMulticlassScores: as kMulticlass, from one score per class (the highest
@@ -66,8 +67,10 @@ Task task_for(OutputKind kind);
 // multiclass label is not an integer in [0, width). A width that does not
 // suit the task, or an `outputs` size other than labels.size() * width, is a
 // programming error: std::invalid_argument.
+// top_k (>= 1) only matters for the multiclass tasks.
 Metrics compute_metrics(Communicator& comm, Task task, std::size_t width,
-                        std::span<const double> outputs, std::span<const float> labels);
+                        std::span<const double> outputs, std::span<const float> labels,
+                        std::size_t top_k = 5);
 
 // Collective: every worker passes its own rows; all get the global metrics.
 // Linear models are evaluated as kRegression, logistic ones as kBinary.

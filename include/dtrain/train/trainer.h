@@ -75,6 +75,8 @@ struct TrainConfig {
   // pass over the whole training set: cheap for linear models, a third of an
   // epoch's work for a network).
   bool train_metrics = true;
+  // Multiclass metrics: top-k accuracy for this k (reported as "top<k>").
+  std::size_t top_k = 5;
 };
 
 // One rank's share of an epoch (see SyncCounters).
