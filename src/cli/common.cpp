@@ -121,7 +121,12 @@ std::string metrics_to_text(const Metrics& m) {
   std::string out;
   char buf[64];
   for (const auto& [name, value] : m.values) {
-    std::snprintf(buf, sizeof buf, "%s%s %.6g", out.empty() ? "" : "  ", name.c_str(), value);
+    // Undefined values (see Metrics) read "n/a", as JSON's null does.
+    if (std::isfinite(value)) {
+      std::snprintf(buf, sizeof buf, "%s%s %.6g", out.empty() ? "" : "  ", name.c_str(), value);
+    } else {
+      std::snprintf(buf, sizeof buf, "%s%s n/a", out.empty() ? "" : "  ", name.c_str());
+    }
     out += buf;
   }
   return out;

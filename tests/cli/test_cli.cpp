@@ -299,6 +299,7 @@ TEST_F(CliTest, SquaredLossClassifierEvaluatesAsMulticlass) {
   const CliRun text = run("eval --model s.model --data " + iris);
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("class  precision  recall"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("logloss n/a"), std::string::npos) << text.out;
 
   // --top-k names the metric after k, in eval and in the metrics file.
   const CliRun top2 = run("eval --model s.model --data " + iris + " --json --top-k 2");
