@@ -430,16 +430,11 @@ TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_
     // for one-hot targets.
     arch.classes = config.classes;
     if (arch.classes == 0 && arch.loss == NetworkLoss::kSquared) arch.classes = 1;
-    if (arch.classes == 0) {
-      double largest = 0.0;
-      for (const float y : shard.labels()) largest = std::max(largest, static_cast<double>(y));
-      comm.allreduce(std::span<double>(&largest, 1), ReduceOp::kMax);
-      arch.classes = static_cast<std::size_t>(largest) + 1;
-    }
-    // The readers have checked that class labels are integers >= 0; a label
-    // past the class count (given by --classes, or derived from the training
-    // labels while the test set has more) is caught here, before training,
-    // rather than by the loss or the first evaluation.
+    // Class labels: the largest training and test labels, in one allreduce,
+    // give the class count when it is not given, and catch a label past it
+    // (given by --classes, or derived from the training labels while the
+    // test set has more) before training rather than in the loss or the
+    // first evaluation. The readers have checked they are integers >= 0.
     if (arch.loss == NetworkLoss::kSoftmaxCrossEntropy || arch.classes >= 2) {
       std::array<double, 2> largest{0.0, 0.0};  // training, test
       for (const float y : shard.labels()) largest[0] = std::max(largest[0], double{y});
@@ -447,6 +442,7 @@ TrainResult train(Communicator& comm, const Dataset& shard, const Dataset* test_
         for (const float y : test_shard->labels()) largest[1] = std::max(largest[1], double{y});
       }
       comm.allreduce(std::span<double>(largest), ReduceOp::kMax);
+      if (arch.classes == 0) arch.classes = static_cast<std::size_t>(largest[0]) + 1;
       const auto classes = static_cast<double>(arch.classes);
       const char* source = config.classes > 0 ? "--classes" : "the training labels";
       if (largest[0] >= classes || largest[1] >= classes) {
