@@ -426,8 +426,15 @@ def report(args, results, meta):
     add("")
     rounds = results.get("rounds", {}).get("rounds", [])
 
+    def round_values(key):
+        return sorted(r[key] for r in rounds if r.get(key))
+
+    def median_of(key, show):
+        vals = round_values(key)
+        return show(statistics.median(vals)) if vals else "n/a"
+
     def median_and_range(key):
-        vals = sorted(r[key] for r in rounds if r.get(key))
+        vals = round_values(key)
         if not vals:
             return "n/a"
         return f"{x(statistics.median(vals))} ({x(vals[0])}-{x(vals[-1])})"
@@ -453,11 +460,9 @@ def report(args, results, meta):
             f"({low_shape}) | |")
     add("")
     if rounds:
-        ratios = sorted(r["ratio"] for r in rounds if r.get("ratio"))
-        ceilings = sorted(r["ratio_ceiling"] for r in rounds if r.get("ratio_ceiling"))
-        versus = sorted(r["vs_pytorch"] for r in rounds if r.get("vs_pytorch"))
-        add(f"The same throughputs in {len(rounds)} round{'s' if len(rounds) != 1 else ''} of short runs taken back to back "
-            f"({args.round_epochs} epochs each, samples/s over epochs 2..E): PyTorch on 1 "
+        plural = "s" if len(rounds) != 1 else ""
+        add(f"The same throughputs in {len(rounds)} round{plural} of short runs taken back to "
+            f"back ({args.round_epochs} epochs each, samples/s over epochs 2..E): PyTorch on 1 "
             "thread, dtrain on 1 worker, two independent 1-worker dtrain jobs at the same time "
             "(the machine's capacity for two concurrent workers, no communication), dtrain on 2 "
             "workers. Each core of this shared VM changes speed for stretches of seconds, which "
@@ -472,9 +477,8 @@ def report(args, results, meta):
             add(f"| {i} | {fmt(r.get('pytorch'))} | {fmt(r.get('w1'))} | {fmt(r.get('pair'))} | "
                 f"{fmt(r.get('w2'))} | {x(r.get('vs_pytorch'))} | {x(r.get('ratio'))} | "
                 f"{pct(r.get('ratio_ceiling'))} |")
-        add(f"| median | | | | | {x(statistics.median(versus)) if versus else 'n/a'} | "
-            f"{x(statistics.median(ratios)) if ratios else 'n/a'} | "
-            f"{pct(statistics.median(ceilings)) if ceilings else 'n/a'} |")
+        add(f"| median | | | | | {median_of('vs_pytorch', x)} | {median_of('ratio', x)} | "
+            f"{median_of('ratio_ceiling', pct)} |")
         add("")
     add(f"| Time to {tgt} test accuracy (speedup = PyTorch time / dtrain time) | dtrain | "
         "PyTorch | speedup |")
