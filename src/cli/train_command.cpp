@@ -384,9 +384,11 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   if (lead && !o.quiet) {
     const bool master_worker = job.config.schedule == Schedule::kMasterWorker;
     const int servers = master_worker ? job.config.servers : 0;
-    const std::string sync = master_worker ? "master-worker " + job.config.sync.to_string() +
-                                                 " with " + std::to_string(servers) + " server(s)"
-                                           : "p2p " + job.config.sync.to_string();
+    const std::string sync = master_worker
+                                 ? "master-worker " + job.config.sync.to_string() + " with " +
+                                       std::to_string(servers) + " server(s)"
+                                 : "p2p " + job.config.sync.to_string() +
+                                       (takes_sparse_steps(job.config) ? " (sparse steps)" : "");
     std::printf(
         "dtrain: %s model, %llu rows x %zu features from %s (loaded in %.3f s), %d "
         "worker(s) on %s, %s, %s, %s\n",

@@ -1,5 +1,6 @@
 #include "dtrain/comm/communicator.h"
 
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -110,13 +111,42 @@ void Communicator::check_alltoallv(std::size_t send_total, std::span<const std::
   };
   if (send_bytes.size() != n || recv_bytes.size() != n) {
     throw CommError("rank " + std::to_string(rank()) + ": alltoallv: need one count per rank (" +
-                    std::to_string(n) + "), got " + std::to_string(send_bytes.size()) + " send and " +
-                    std::to_string(recv_bytes.size()) + " receive counts");
+                    std::to_string(n) + "), got " + std::to_string(send_bytes.size()) +
+                    " send and " + std::to_string(recv_bytes.size()) + " receive counts");
   }
   if (sum(send_bytes) != send_total || sum(recv_bytes) != recv_total) {
     throw CommError("rank " + std::to_string(rank()) +
                     ": alltoallv: counts do not add up to the buffer sizes");
   }
+}
+
+void Communicator::check_allgatherv(std::size_t send, std::size_t recv,
+                                    std::span<const std::size_t> counts, std::size_t total) const {
+  const std::string where = "rank " + std::to_string(rank()) + ": allgatherv: ";
+  if (counts.size() != static_cast<std::size_t>(size())) {
+    throw CommError(where + "need one count per rank (" + std::to_string(size()) + "), got " +
+                    std::to_string(counts.size()));
+  }
+  if (counts[static_cast<std::size_t>(rank())] != send) {
+    throw CommError(where + "sends " + std::to_string(send) + " elements but its count says " +
+                    std::to_string(counts[static_cast<std::size_t>(rank())]));
+  }
+  if (recv != total) {
+    throw CommError(where + "buffer of " + std::to_string(recv) + " elements for " +
+                    std::to_string(total) + " in all");
+  }
+}
+
+void Communicator::allgatherv_bytes(const void* send, void* recv,
+                                    std::span<const std::size_t> recv_bytes) {
+  const auto n = static_cast<std::size_t>(size());
+  const std::size_t mine = recv_bytes[static_cast<std::size_t>(rank())];
+  std::vector<unsigned char> copies(n * mine);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (mine > 0) std::memcpy(copies.data() + i * mine, send, mine);
+  }
+  const std::vector<std::size_t> send_bytes(n, mine);
+  alltoallv_bytes(copies.data(), send_bytes, recv, recv_bytes);
 }
 
 void Communicator::alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes,
@@ -137,7 +167,8 @@ void Communicator::alltoallv_bytes(const void* send, std::span<const std::size_t
   for (int peer = 0; peer < n; ++peer) {
     if (peer == me) continue;
     const auto p = static_cast<std::size_t>(peer);
-    pending.push_back(irecv(std::span<unsigned char>(out + recv_offset[p], recv_bytes[p]), peer, kTag));
+    pending.push_back(
+        irecv(std::span<unsigned char>(out + recv_offset[p], recv_bytes[p]), peer, kTag));
   }
   for (int peer = 0; peer < n; ++peer) {
     if (peer == me) continue;
@@ -151,7 +182,8 @@ void Communicator::alltoallv_bytes(const void* send, std::span<const std::size_t
                     std::to_string(send_bytes[self]) + " bytes to itself but expects " +
                     std::to_string(recv_bytes[self]));
   }
-  for (std::size_t i = 0; i < send_bytes[self]; ++i) out[recv_offset[self] + i] = in[send_offset[self] + i];
+  for (std::size_t i = 0; i < send_bytes[self]; ++i)
+    out[recv_offset[self] + i] = in[send_offset[self] + i];
   for (Request& r : pending) r.wait();
 }
 

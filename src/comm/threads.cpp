@@ -118,6 +118,30 @@ class ThreadsComm final : public Communicator {
     if (size() > 1) world_.barrier(rank_, "allgather", World::Wait::kCommitted);
   }
 
+  void allgatherv_bytes(const void* send, void* recv,
+                        std::span<const std::size_t> recv_bytes) override {
+    std::size_t total = 0;
+    for (const std::size_t b : recv_bytes) total += b;
+    // Ranks that disagree on the blocks' sizes disagree on their sum (or on
+    // their own block, which the caller checked): the mismatch is reported.
+    const CollectiveDesc desc{CollectiveKind::kAllgatherv, total};
+    const std::uint64_t seq = enter(desc, send, recv);
+    if (total == 0) return;
+    auto* out = static_cast<std::byte*>(recv);
+    for (int k = 0; k < size(); ++k) {
+      const std::size_t bytes = recv_bytes[static_cast<std::size_t>(k)];
+      const void* src = world_.slot(k, seq).send;
+      if (bytes == 0) continue;
+      if (k == rank_ && overlap(out, src, bytes)) {
+        if (out != src) std::memmove(out, src, bytes);
+      } else {
+        comm_detail::copy_bytes(out, src, bytes);
+      }
+      out += bytes;
+    }
+    if (size() > 1) world_.barrier(rank_, "allgatherv", World::Wait::kCommitted);
+  }
+
   void reduce_scatter_raw(const void* send, void* recv, std::size_t count_per_rank, DataType type,
                           ReduceOp op) override {
     const CollectiveDesc desc{CollectiveKind::kReduceScatter, count_per_rank, type, op, -1};

@@ -59,6 +59,8 @@ const char* name_of(CollectiveKind kind) {
       return "allreduce";
     case CollectiveKind::kAllgather:
       return "allgather";
+    case CollectiveKind::kAllgatherv:
+      return "allgatherv";
     case CollectiveKind::kReduceScatter:
       return "reduce_scatter";
   }
@@ -75,6 +77,8 @@ std::string describe(const CollectiveDesc& desc) {
              ")";
     case CollectiveKind::kAllgather:
       return s + "(bytes=" + std::to_string(desc.count) + ")";
+    case CollectiveKind::kAllgatherv:
+      return s + "(total bytes=" + std::to_string(desc.count) + ")";
     case CollectiveKind::kAllreduce:
     case CollectiveKind::kReduceScatter:
       return s + "(count=" + std::to_string(desc.count) + ", " + to_string(desc.type) + ", " +

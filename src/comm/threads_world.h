@@ -35,6 +35,7 @@ enum class CollectiveKind : std::uint8_t {
   kBroadcast,
   kAllreduce,
   kAllgather,
+  kAllgatherv,
   kReduceScatter
 };
 
@@ -42,7 +43,7 @@ enum class CollectiveKind : std::uint8_t {
 // must all be equal, or the call is a programming error (ranks out of step).
 struct CollectiveDesc {
   CollectiveKind kind = CollectiveKind::kBarrier;
-  std::size_t count = 0;  // elements for reductions, bytes for copies
+  std::size_t count = 0;  // elements for reductions, bytes for copies (allgatherv: in all)
   DataType type = DataType::kFloat32;
   ReduceOp op = ReduceOp::kSum;
   int root = -1;

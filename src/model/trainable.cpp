@@ -85,6 +85,28 @@ class LinearTrainable final : public TrainableModel<double> {
     return model_->accumulate_gradient(params, data, rows, grad);
   }
 
+  bool sparse_gradient() const override { return arch_.kind == ModelKind::kSparseLogistic; }
+
+  void touched_params(const Dataset& data, std::span<const std::size_t> rows,
+                      std::vector<std::size_t>& out) override {
+    assert(sparse_gradient() && data.is_sparse());
+    out.clear();
+    if (rows.empty()) return;
+    const std::size_t intercept = arch_.features;
+    if (seen_.size() != intercept + 1) seen_.assign(intercept + 1, 0);
+    for (const std::size_t r : rows) {
+      for (const std::uint32_t j : data.row(r).indices) {
+        assert(j < intercept);
+        if (seen_[j] == 0) {
+          seen_[j] = 1;
+          out.push_back(j);
+        }
+      }
+    }
+    for (const std::size_t j : out) seen_[j] = 0;
+    out.push_back(intercept);
+  }
+
   std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const override {
     return {{0, arch_.features}};  // the intercept (last) is not penalised
   }
@@ -99,6 +121,7 @@ class LinearTrainable final : public TrainableModel<double> {
  private:
   ModelArchitecture arch_;
   std::unique_ptr<Model> model_;
+  std::vector<std::uint8_t> seen_;  // touched_params(): a mark per feature, clear between calls
 };
 
 // ---- networks --------------------------------------------------------------

@@ -117,6 +117,25 @@ class AdaGrad final : public BasicOptimizer<T> {
     }
   }
 
+  // A zero gradient adds nothing to s and moves p by 0 / (sqrt(s) + eps)
+  // with eps > 0: exactly nothing.
+  bool skips_zero_gradients() const override { return true; }
+  void step_at(std::span<T> params, std::span<const std::size_t> indices, std::span<const T> grad,
+               double lr) override {
+    assert(indices.size() == grad.size());
+    ensure_state(sum_of_squares_, params.size());
+    const T rate = static_cast<T>(lr);
+    const T eps = static_cast<T>(eps_);
+    T* p = params.data();
+    T* s = sum_of_squares_.data();
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      const std::size_t i = indices[k];
+      assert(i < params.size());
+      s[i] += grad[k] * grad[k];
+      p[i] -= rate * grad[k] / (std::sqrt(s[i]) + eps);
+    }
+  }
+
  private:
   double eps_;
   std::vector<T> sum_of_squares_;
@@ -210,6 +229,24 @@ void BasicGradientDescent<T>::step(std::span<T> params, std::span<const T> grad,
 }
 
 template <class T>
+void BasicGradientDescent<T>::step_at(std::span<T> params, std::span<const std::size_t> indices,
+                                      std::span<const T> grad, double lr) {
+  assert(indices.size() == grad.size());
+  const T rate = static_cast<T>(lr);
+  T* p = params.data();
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    assert(indices[k] < params.size());
+    p[indices[k]] -= rate * grad[k];
+  }
+}
+
+template <class T>
+void BasicOptimizer<T>::step_at(std::span<T> /*params*/, std::span<const std::size_t> /*indices*/,
+                                std::span<const T> /*grad*/, double /*lr*/) {
+  throw Error(name() + " updates every parameter on every step; it has no sparse step");
+}
+
+template <class T>
 BasicMomentumSgd<T>::BasicMomentumSgd(double momentum, bool nesterov)
     : momentum_(momentum), nesterov_(nesterov) {
   require_unit_interval(momentum, "momentum");
@@ -239,6 +276,8 @@ void BasicMomentumSgd<T>::step(std::span<T> params, std::span<const T> grad, dou
   }
 }
 
+template class BasicOptimizer<float>;
+template class BasicOptimizer<double>;
 template class BasicGradientDescent<float>;
 template class BasicGradientDescent<double>;
 template class BasicMomentumSgd<float>;

@@ -151,11 +151,13 @@ class ShardedBsp final : public SyncStrategy<T> {
  public:
   explicit ShardedBsp(std::unique_ptr<Updater<T>> updater) : updater_(std::move(updater)) {}
   std::string name() const override { return "bsp"; }
+  bool takes_sparse_steps() const override { return updater_->skips_zero_gradients(); }
 
   double step(Communicator& comm, std::span<T> params, LocalStep<T> local,
               SyncCounters& counters) override {
     const std::size_t p = params.size();
     assert(local.grad.size() == p + 2);
+    if (local.sparse) return sparse_step(comm, params, local, counters);
     const auto n = static_cast<std::size_t>(comm.size());
     if (n == 1) {
       auto t0 = Clock::now();
@@ -218,10 +220,96 @@ class ShardedBsp final : public SyncStrategy<T> {
   }
 
  private:
+  // A sparse gradient (a batch of sparse logistic regression over hashed or
+  // LibSVM features touches thousands of weights out of millions): the
+  // ranks gather the indices each batch touched, allreduce the gradient sums
+  // over their union only, and every rank updates the union. The update rule
+  // skips zero gradients, so the parameters no rank touched keep their
+  // values, as a dense step would leave them; the union's sums are the same
+  // elementwise sums in rank order. Each rank moves and updates O(touched)
+  // values instead of O(P), and clears nothing.
+  double sparse_step(Communicator& comm, std::span<T> params, const LocalStep<T>& local,
+                     SyncCounters& counters) {
+    assert(updater_->skips_zero_gradients());
+    const auto n = static_cast<std::size_t>(comm.size());
+    std::span<const std::size_t> indices = local.touched;
+    if (n == 1) {
+      const auto t0 = Clock::now();
+      gather_values(local.grad, indices);
+      updater_->apply_at(params, indices, std::span<T>(values_).first(indices.size()), local.rows,
+                         local.lr);
+      counters.compute_s += seconds_since(t0);
+      return 0.0;
+    }
+    // The counts: also where a rank waits for the slowest peer.
+    auto t0 = Clock::now();
+    counts_.resize(n);
+    const std::size_t mine = local.touched.size();
+    comm.allgather(std::span<const std::size_t>(&mine, 1), std::span<std::size_t>(counts_));
+    counters.wait_s += seconds_since(t0);
+
+    t0 = Clock::now();
+    std::size_t total = 0;
+    for (const std::size_t c : counts_) total += c;
+    gathered_.resize(total);
+    comm.allgatherv(local.touched, std::span<std::size_t>(gathered_),
+                    std::span<const std::size_t>(counts_));
+    counters.comm_s += seconds_since(t0);
+
+    // The union in order of first appearance (rank by rank): the same list
+    // on every rank, without sorting.
+    t0 = Clock::now();
+    if (seen_.size() != params.size()) seen_.assign(params.size(), 0);
+    union_.clear();
+    for (const std::size_t j : gathered_) {
+      assert(j < params.size());
+      if (seen_[j] == 0) {
+        seen_[j] = 1;
+        union_.push_back(j);
+      }
+    }
+    for (const std::size_t j : union_) seen_[j] = 0;
+    indices = union_;
+    gather_values(local.grad, indices);
+    const std::size_t m = indices.size();
+    values_[m] = static_cast<T>(local.loss);
+    values_[m + 1] = static_cast<T>(local.rows);
+    counters.compute_s += seconds_since(t0);
+
+    t0 = Clock::now();
+    comm.allreduce(std::span<T>(values_), ReduceOp::kSum);
+    counters.comm_s += seconds_since(t0);
+    count_allreduce(values_.size() * sizeof(T), comm.size(), counters);
+    const std::uint64_t index_bytes = sizeof(std::size_t);
+    counters.bytes_sent += (n - 1) * mine * index_bytes;
+    counters.bytes_received += (total - mine) * index_bytes;
+
+    const double rows = static_cast<double>(values_[m + 1]);
+    if (rows <= 0) return 0.0;  // every rank sees the same count
+    t0 = Clock::now();
+    updater_->apply_at(params, indices, std::span<T>(values_).first(m), rows, local.lr);
+    counters.compute_s += seconds_since(t0);
+    return 0.0;  // no L2 term: skips_zero_gradients() rules it out
+  }
+
+  // values_ = grad at `indices`, plus the two slots after them.
+  void gather_values(std::span<const T> grad, std::span<const std::size_t> indices) {
+    values_.resize(indices.size() + 2);
+    for (std::size_t k = 0; k < indices.size(); ++k) values_[k] = grad[indices[k]];
+  }
+
   std::unique_ptr<Updater<T>> updater_;  // the whole model's rule
   std::unique_ptr<Updater<T>> slice_updater_;
   std::unique_ptr<Updater<T>> tail_updater_;
   AlignedVector<T> slice_grad_;
+  // Sparse steps: every rank's index count and indices, their union, a mark
+  // per parameter for building it (all clear between steps), and the
+  // gradient sums over the union followed by the loss and the row count.
+  std::vector<std::size_t> counts_;
+  std::vector<std::size_t> gathered_;
+  std::vector<std::size_t> union_;
+  std::vector<std::uint8_t> seen_;
+  std::vector<T> values_;
 };
 
 // Replaces every worker's params by the mean over the workers.

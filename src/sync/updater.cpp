@@ -75,6 +75,17 @@ double Updater<T>::apply(std::span<T> params, std::span<T> grad, double rows, do
   return penalty;
 }
 
+template <class T>
+void Updater<T>::apply_at(std::span<T> params, std::span<const std::size_t> indices,
+                          std::span<T> grad, double rows, double lr) {
+  assert(skips_zero_gradients() && indices.size() == grad.size());
+  if (rows <= 0) return;
+  // prepare() without the L2 term, which skips_zero_gradients() rules out.
+  const T inv_rows = static_cast<T>(1.0 / rows);
+  for (T& g : grad) g *= inv_rows;
+  optimizer_->step_at(params, indices, grad, lr);
+}
+
 template double l2_penalty<float>(std::span<const float>, const IndexRanges&, double);
 template double l2_penalty<double>(std::span<const double>, const IndexRanges&, double);
 template class Updater<float>;

@@ -34,6 +34,13 @@ double slow_factor(const TrainConfig& config, int worker) {
   return factor;
 }
 
+bool takes_sparse_steps(const TrainConfig& config) {
+  return config.sparse_steps && config.model == ModelKind::kSparseLogistic &&
+         config.batch_mode == BatchMode::kMiniBatch && config.schedule == Schedule::kPeerToPeer &&
+         config.sync.kind == SyncSpec::Kind::kBsp &&
+         Updater<double>(config.optimizer, config.l2, {}, config.clip_norm).skips_zero_gradients();
+}
+
 // Row indices are shuffled by the shared seeded_shuffle, which takes 64-bit
 // items.
 static_assert(std::is_same_v<std::size_t, std::uint64_t>);
@@ -218,6 +225,10 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   // One buffer per step: [gradient sums (P), two slots for the strategy].
   AlignedVector<T> sums(num_params + 2);
   auto grad = std::span<T>(sums).first(num_params);
+  // Sparse steps touch O(non-zeros of the batch) entries of it, not O(P).
+  const bool sparse_steps = takes_sparse_steps(config) && model.sparse_gradient() &&
+                            strategy != nullptr && strategy->takes_sparse_steps();
+  std::vector<std::size_t> touched;
 
   // Mini-batch: every worker takes the same number of steps per epoch (the
   // largest shard decides); a worker whose rows run out contributes empty
@@ -260,7 +271,13 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
           batch = batch.subspan(begin, end - begin);
         }
         const auto compute_start = Clock::now();
-        std::fill(sums.begin(), sums.end(), T{0});
+        if (sparse_steps) {
+          // The strategy wrote nothing; the last step's batch set only these.
+          for (const std::size_t j : touched) sums[j] = T{0};
+          model.touched_params(data, batch, touched);
+        } else {
+          std::fill(sums.begin(), sums.end(), T{0});
+        }
         const double local_loss = model.accumulate_gradient(params, data, batch, grad);
         // Injected slowness stretches this worker's compute time.
         sleep_for_seconds((slowness - 1.0) * seconds_since(compute_start));
@@ -279,6 +296,8 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
         local.rows = static_cast<double>(batch.size());
         local.lr = lr;
         local.step = global_step;
+        local.sparse = sparse_steps;
+        local.touched = touched;
         const double penalty = strategy->step(comm, params, local, counters);
         totals[0] += local_loss;
         totals[1] += penalty * static_cast<double>(batch.size());

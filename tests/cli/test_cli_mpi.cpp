@@ -88,6 +88,10 @@ TEST_F(MpiCliTest, ThreadsAndMpiGiveTheSameParameters) {
                                  "breast_cancer.csv --label malignant --model logistic "
                                  "--standardize --optimizer sgd --batch-size 16 --epochs 5 "
                                  "--lr 0.05 --partition shuffle --seed 7"},
+      // Sparse steps: indices gathered with allgatherv over alltoallv.
+      {"heart-sparse-adagrad", "--data " + kData +
+                                   "heart_scale.libsvm --model sparse-logistic --optimizer "
+                                   "adagrad --batch-size 8 --epochs 5 --lr 0.5 --partition hash"},
   };
   for (const Job& job : jobs) {
     for (const int n : {1, 2, 4}) {

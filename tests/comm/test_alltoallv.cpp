@@ -1,5 +1,5 @@
 // The personalised all-to-all (default point-to-point implementation on the
-// threads backend).
+// threads backend) and the variable-size allgather.
 #include <gtest/gtest.h>
 
 #include "dtrain/comm/threads.h"
@@ -10,7 +10,9 @@ namespace {
 
 // Rank s sends (s + 1) * (d + 1) % 5 values to rank d, each encoding (s, d, k).
 std::size_t count(int s, int d) { return static_cast<std::size_t>((s + 1) * (d + 1) % 5); }
-double value(int s, int d, std::size_t k) { return s * 10000.0 + d * 100.0 + static_cast<double>(k); }
+double value(int s, int d, std::size_t k) {
+  return s * 10000.0 + d * 100.0 + static_cast<double>(k);
+}
 
 TEST(AlltoallvTest, EveryBlockArrivesInRankOrder) {
   for (int n = 1; n <= 9; ++n) {
@@ -47,10 +49,74 @@ TEST(AlltoallvTest, CountsThatDoNotAddUpAreRejected) {
                            [](Communicator& comm) {
                              std::vector<float> send(3), recv(3);
                              const std::vector<std::size_t> counts{1, 1};  // 2 != 3
-                             comm.alltoallv(std::span<const float>(send),
-                                            std::span<const std::size_t>(counts),
-                                            std::span<float>(recv),
-                                            std::span<const std::size_t>(counts));
+                             comm.alltoallv(
+                                 std::span<const float>(send), std::span<const std::size_t>(counts),
+                                 std::span<float>(recv), std::span<const std::size_t>(counts));
+                           }),
+               CommError);
+}
+
+// Rank r contributes (r * 3 + 1) % 4 values (some ranks none), each
+// encoding (r, k).
+std::size_t gather_count(int r) { return static_cast<std::size_t>((r * 3 + 1) % 4); }
+
+TEST(AllgathervTest, EveryRanksBlockArrivesInRankOrder) {
+  for (int n = 1; n <= 7; ++n) {
+    ThreadsOptions opts;
+    opts.workers = n;
+    run_threads(opts, [n](Communicator& comm) {
+      std::vector<std::size_t> counts;
+      std::size_t total = 0;
+      for (int r = 0; r < n; ++r) {
+        counts.push_back(gather_count(r));
+        total += gather_count(r);
+      }
+      const int me = comm.rank();
+      std::vector<double> send;
+      for (std::size_t k = 0; k < gather_count(me); ++k) send.push_back(value(me, 0, k));
+      std::vector<double> recv(total, -1.0);
+      comm.allgatherv(std::span<const double>(send), std::span<double>(recv),
+                      std::span<const std::size_t>(counts));
+      std::size_t i = 0;
+      for (int r = 0; r < n; ++r) {
+        for (std::size_t k = 0; k < gather_count(r); ++k, ++i) {
+          ASSERT_EQ(recv[i], value(r, 0, k)) << "n=" << n << " rank " << me << " from " << r;
+        }
+      }
+      // In place: the own block already sits at its place in recv.
+      std::size_t offset = 0;
+      for (int r = 0; r < me; ++r) offset += gather_count(r);
+      std::vector<double> again(total, -1.0);
+      std::copy(send.begin(), send.end(), again.begin() + static_cast<std::ptrdiff_t>(offset));
+      comm.allgatherv(std::span<const double>(again).subspan(offset, send.size()),
+                      std::span<double>(again), std::span<const std::size_t>(counts));
+      EXPECT_EQ(again, recv);
+    });
+  }
+}
+
+TEST(AllgathervTest, WrongCountsAreRejectedOnEveryRank) {
+  ThreadsOptions opts;
+  opts.workers = 2;
+  // Rank 0's block is not the size its count says.
+  EXPECT_THROW(run_threads(opts,
+                           [](Communicator& comm) {
+                             std::vector<float> send(2), recv(3);
+                             const std::vector<std::size_t> counts{1, 2};
+                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
+                                             std::span<const std::size_t>(counts));
+                           }),
+               CommError);
+  // Ranks that disagree on the counts: a collective mismatch, not a hang.
+  EXPECT_THROW(run_threads(opts,
+                           [](Communicator& comm) {
+                             const std::vector<std::size_t> counts =
+                                 comm.rank() == 0 ? std::vector<std::size_t>{1, 1}
+                                                  : std::vector<std::size_t>{1, 2};
+                             std::vector<float> send(counts[comm.rank()]);
+                             std::vector<float> recv(counts[0] + counts[1]);
+                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
+                                             std::span<const std::size_t>(counts));
                            }),
                CommError);
 }

@@ -450,6 +450,50 @@ TEST(OptimizerPrecisionTest, FloatAgreesWithDouble) {
 }
 
 // ---------------------------------------------------------------------------
+// Sparse steps: the rules that skip zero gradients update a subset of the
+// parameters exactly as a dense step over a gradient zero elsewhere does.
+
+TEST(OptimizerSparseStepTest, EqualsTheDenseStepBitForBit) {
+  for (const OptimizerKind kind : kAllKinds) {
+    SCOPED_TRACE(to_string(kind));
+    auto dense = make_optimizer<double>(config_of(kind));
+    auto sparse = make_optimizer<double>(config_of(kind));
+    const bool skips = kind == OptimizerKind::kSgd || kind == OptimizerKind::kAdaGrad;
+    EXPECT_EQ(dense->skips_zero_gradients(), skips);
+    if (!skips) {
+      std::vector<double> p(3, 1.0);
+      const std::vector<std::size_t> at{1};
+      const std::vector<double> g{0.5};
+      EXPECT_THROW(sparse->step_at(p, at, g, 0.1), Error);
+      continue;
+    }
+    std::vector<double> p_dense{0.5, -1.0, 0.0, -0.0, 2.0, 0.25, -3.0};
+    std::vector<double> p_sparse = p_dense;
+    for (int t = 0; t < 12; ++t) {
+      // A different subset each step, listed out of order.
+      std::vector<std::size_t> at;
+      for (std::size_t j = p_dense.size(); j-- > 0;) {
+        if ((j + static_cast<std::size_t>(t)) % 3 != 0) at.push_back(j);
+      }
+      std::vector<double> g_dense(p_dense.size(), 0.0);
+      std::vector<double> g_sparse;
+      for (const std::size_t j : at) {
+        const double g = std::sin(1.0 + static_cast<double>(t * 7 + static_cast<int>(j)));
+        g_dense[j] = g;
+        g_sparse.push_back(g);
+      }
+      dense->step(p_dense, g_dense, 0.05);
+      sparse->step_at(p_sparse, at, g_sparse, 0.05);
+      for (std::size_t j = 0; j < p_dense.size(); ++j) {
+        ASSERT_EQ(std::signbit(p_sparse[j]), std::signbit(p_dense[j]))
+            << "step " << t << " j " << j;
+        ASSERT_EQ(p_sparse[j], p_dense[j]) << "step " << t << " j " << j;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Gradient clipping.
 
 double norm_of(std::span<const double> v) {

@@ -119,6 +119,23 @@ class Communicator {
     allgather_bytes(send.data(), send.size_bytes(), recv.data());
   }
 
+  // Blocks of different sizes: rank r sends recv_counts[r] elements, and
+  // recv = concat(every rank's send, in rank order). recv_counts holds one
+  // count per rank and must be the same on every rank (exchange the counts
+  // first, e.g. with allgather).
+  template <class T>
+  void allgatherv(std::span<const T> send, std::span<T> recv,
+                  std::span<const std::size_t> recv_counts) {
+    std::vector<std::size_t> recv_bytes(recv_counts.size());
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < recv_counts.size(); ++i) {
+      recv_bytes[i] = recv_counts[i] * sizeof(T);
+      total += recv_counts[i];
+    }
+    check_allgatherv(send.size(), recv.size(), recv_counts, total);
+    allgatherv_bytes(send.data(), recv.data(), recv_bytes);
+  }
+
   // send holds size() blocks of recv.size() elements; rank r receives op over
   // all ranks of block r.
   template <Reducible T>
@@ -174,6 +191,9 @@ class Communicator {
   virtual void recv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
   virtual Request isend_bytes(const void* buf, std::size_t bytes, int dst, int tag) = 0;
   virtual Request irecv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
+  // Default: alltoallv_bytes with this rank's block sent to every rank.
+  virtual void allgatherv_bytes(const void* send, void* recv,
+                                std::span<const std::size_t> recv_bytes);
   // Default: non-blocking point-to-point with a reserved tag. Backends with a
   // native all-to-all (MPI_Alltoallv) override it.
   virtual void alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes,
@@ -182,6 +202,10 @@ class Communicator {
  private:
   // Throws CommError unless big == size() * small.
   void check_multiple(const char* op, std::size_t small, std::size_t big) const;
+  // Throws CommError unless there is one count per rank, this rank's is its
+  // send size and recv holds them all.
+  void check_allgatherv(std::size_t send, std::size_t recv, std::span<const std::size_t> counts,
+                        std::size_t total) const;
   // Throws CommError unless there is one count per rank and the counts add
   // up to the buffer sizes.
   void check_alltoallv(std::size_t send_total, std::span<const std::size_t> send_bytes,

@@ -69,6 +69,18 @@ class TrainableModel {
   virtual double accumulate_gradient(std::span<const T> params, const Dataset& data,
                                      std::span<const std::size_t> rows, std::span<T> grad) = 0;
 
+  // Whether a batch's gradient reaches only the parameters of the features
+  // its rows hold (sparse logistic regression), which touched_params() then
+  // lists, so that a step can move and update those alone.
+  virtual bool sparse_gradient() const { return false; }
+  // Replaces `out` by the indices of the parameters accumulate_gradient()
+  // may change for `rows`, each once, in no particular order. Only for
+  // models with a sparse gradient; O(non-zeros of the rows).
+  virtual void touched_params(const Dataset& /*data*/, std::span<const std::size_t> /*rows*/,
+                              std::vector<std::size_t>& out) {
+    out.clear();
+  }
+
   // Index ranges [begin, end) of the weights, which L2 regularisation
   // applies to (never the biases or the intercept).
   virtual std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const = 0;

@@ -71,6 +71,17 @@ class BasicOptimizer {
   // identical on every worker. State is allocated on the first step and
   // must keep the size of params from then on.
   virtual void step(std::span<T> params, std::span<const T> grad, double lr) = 0;
+
+  // Whether a zero gradient leaves a parameter and its state exactly as they
+  // are (plain SGD, AdaGrad; not momentum or Adam, whose state decays every
+  // step). Such rules may update only the parameters a sparse gradient
+  // touches, with the same result bit for bit as a step over all of them.
+  virtual bool skips_zero_gradients() const { return false; }
+  // step() over params[indices[k]] with gradient grad[k] alone (each index
+  // once, in any order; grad.size() == indices.size()); the per-element
+  // arithmetic is step()'s. Only for rules that skip zero gradients.
+  virtual void step_at(std::span<T> params, std::span<const std::size_t> indices,
+                       std::span<const T> grad, double lr);
 };
 
 // The optimizer of the linear models.
@@ -82,6 +93,9 @@ class BasicGradientDescent final : public BasicOptimizer<T> {
  public:
   std::string name() const override { return to_string(OptimizerKind::kSgd); }
   void step(std::span<T> params, std::span<const T> grad, double lr) override;
+  bool skips_zero_gradients() const override { return true; }
+  void step_at(std::span<T> params, std::span<const std::size_t> indices, std::span<const T> grad,
+               double lr) override;
 };
 
 // Heavy-ball momentum (PyTorch's convention): v = mu * v + g; p -= lr * v.
@@ -104,6 +118,8 @@ class BasicMomentumSgd final : public BasicOptimizer<T> {
 using GradientDescent = BasicGradientDescent<double>;
 using MomentumSgd = BasicMomentumSgd<double>;
 
+extern template class BasicOptimizer<float>;
+extern template class BasicOptimizer<double>;
 extern template class BasicGradientDescent<float>;
 extern template class BasicGradientDescent<double>;
 extern template class BasicMomentumSgd<float>;

@@ -4,7 +4,8 @@
 // The trainer computes a worker's gradient sums over its batch and hands them
 // to a SyncStrategy, which updates the worker's parameters:
 //   bsp         peers allreduce the gradient, every replica applies the same
-//               update (bulk-synchronous; the foundation's behaviour)
+//               update (bulk-synchronous; the foundation's behaviour); a
+//               sparse gradient moves as (index, value) pairs
 //   local:H     every worker updates its own replica; every H steps the
 //               replicas are averaged (local SGD / periodic model averaging);
 //               local:inf averages once, at the end of training
@@ -74,6 +75,13 @@ struct LocalStep {
   double rows = 0.0;  // batch rows (0 when this worker's rows ran out)
   double lr = 0.0;
   std::uint64_t step = 0;  // steps since training began
+  // A sparse step, only for a strategy that takes_sparse_steps(), and then on
+  // every rank alike: grad is zero outside `touched` (the indices of the
+  // parameters the batch's gradient reaches, each once, in any order, empty
+  // for an empty batch), and the strategy reads grad there only and writes
+  // none of it, so the caller need only clear those entries for the next step.
+  bool sparse = false;
+  std::span<const std::size_t> touched;
 };
 
 template <class T>
@@ -95,6 +103,11 @@ class SyncStrategy {
   // Whether the replicas may differ (local SGD, gossip), which makes the
   // disagreement between them worth measuring.
   virtual bool replicas_differ() const { return false; }
+  // Whether step() accepts sparse steps (LocalStep::sparse), moving and
+  // updating only the touched parameters with the same result as a dense
+  // step: bsp when the update rule skips zero gradients (plain SGD or
+  // AdaGrad, no L2 term, no clipping).
+  virtual bool takes_sparse_steps() const { return false; }
 };
 
 // The peer-to-peer strategies (bsp, local, gossip). `seed` drives gossip's

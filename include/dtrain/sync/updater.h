@@ -47,6 +47,20 @@ class Updater {
   void prepare(std::span<const T> params, std::span<T> grad, double rows) const;
   void descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm);
   bool clips() const { return clip_norm_ > 0; }
+
+  // Whether apply_at() may stand in for apply() on a sparse gradient: no L2
+  // term and no clipping (both reach every parameter) and an optimizer that
+  // leaves parameters with a zero gradient alone.
+  bool skips_zero_gradients() const {
+    return l2_ == 0.0 && clip_norm_ <= 0 && optimizer_->skips_zero_gradients();
+  }
+  // apply() for a gradient that is zero outside `indices` (each index once,
+  // in any order): grad[k] holds the sums for params[indices[k]] and is scaled
+  // in place. The parameters end as apply() over the dense gradient leaves
+  // them, bit for bit. Needs skips_zero_gradients(); does nothing when
+  // rows <= 0.
+  void apply_at(std::span<T> params, std::span<const std::size_t> indices, std::span<T> grad,
+                double rows, double lr);
   // The L2 penalty of params, as apply() returns it.
   double penalty(std::span<const T> params) const { return l2_penalty<T>(params, penalized_, l2_); }
 

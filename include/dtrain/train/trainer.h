@@ -77,6 +77,12 @@ struct TrainConfig {
   bool train_metrics = true;
   // Multiclass metrics: top-k accuracy for this k (reported as "top<k>").
   std::size_t top_k = 5;
+  // Sparse steps: when the model's gradient is sparse (sparse-logistic), the
+  // batches are mini-batches, and the sync strategy takes sparse steps (p2p
+  // bsp with sgd or adagrad, no L2, no clipping), each step clears, moves
+  // and updates only the parameters its batches touch, with the same result
+  // as a dense step bit for bit. false: always dense (for comparisons).
+  bool sparse_steps = true;
 };
 
 // One rank's share of an epoch (see SyncCounters).
@@ -122,6 +128,10 @@ struct TrainResult {
 // How many times slower `worker` (an index among the training ranks) is
 // made by config.slow: the last entry naming it, or 1.
 double slow_factor(const TrainConfig& config, int worker);
+
+// Whether train() takes sparse steps under this configuration (see
+// TrainConfig::sparse_steps).
+bool takes_sparse_steps(const TrainConfig& config);
 
 // Whether the row with this global id belongs to the test split: decided by a
 // hash of (seed, row id) alone, so the split is the same whatever the number

@@ -235,6 +235,35 @@ TEST(MpiAlltoallv, VaryingCountsIncludingEmptyBlocks) {
 
 TEST(MpiAlltoallv, AllEmpty) { check_alltoallv(comm(), 0); }
 
+// The variable-size allgather (built on alltoallv): rank r contributes
+// a2a_count(r, 0, scale) values, some ranks none.
+TEST(MpiAllgatherv, EveryRanksBlockInRankOrder) {
+  for (std::size_t scale : {std::size_t{0}, std::size_t{1}, std::size_t{100'000}}) {
+    const int n = comm().size();
+    std::vector<std::size_t> counts;
+    std::size_t total = 0;
+    for (int r = 0; r < n; ++r) {
+      counts.push_back(a2a_count(r, 0, scale));
+      total += counts.back();
+    }
+    const int me = comm().rank();
+    std::vector<std::int64_t> send;
+    for (std::size_t i = 0; i < counts[static_cast<std::size_t>(me)]; ++i) {
+      send.push_back(a2a_value(me, 0, i));
+    }
+    std::vector<std::int64_t> recv(total, -1);
+    comm().allgatherv(std::span<const std::int64_t>(send), std::span<std::int64_t>(recv),
+                      std::span<const std::size_t>(counts));
+    std::vector<std::int64_t> expected;
+    for (int r = 0; r < n; ++r) {
+      for (std::size_t i = 0; i < counts[static_cast<std::size_t>(r)]; ++i) {
+        expected.push_back(a2a_value(r, 0, i));
+      }
+    }
+    EXPECT_TRUE(same_bits(recv, expected)) << "scale " << scale;
+  }
+}
+
 TEST(MpiBarrier, WaitsForTheSlowestRank) {
   const auto delay = std::chrono::milliseconds(200);
   if (comm().rank() == 0) std::this_thread::sleep_for(delay);
