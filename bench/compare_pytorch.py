@@ -5,9 +5,10 @@ Runs, one after the other and each alone on the machine:
   1. PyTorch, 1 process x 1 thread      (bench/pytorch_mlp.py --mode single)
   2. PyTorch DDP, gloo, 2 x 1 thread    (bench/pytorch_mlp.py --mode ddp)
   3. dtrain train --workers 1
-  4. dtrain train --workers 2
+  4. dtrain train --workers 2, then the same with --balance
   5. --rounds rounds of short runs, back to back: PyTorch 1 thread, dtrain
-     1 worker, two 1-worker dtrain jobs at once, dtrain 2 workers
+     1 worker, two 1-worker dtrain jobs at once, dtrain 2 workers, dtrain 2
+     workers --balance
   6. bench_gemm: the core's float32 FMA peak and single-thread GEMM GFLOP/s
      of dtrain's sgemm and OpenBLAS on the MLP's layer shapes
 and prints a Markdown report (also written to --markdown FILE): the
@@ -230,9 +231,9 @@ def run_pytorch(args, mode, coretype, tmp, log, epochs=None, tag=""):
     return result
 
 
-def dtrain_command(args, workers, epochs, run_dir):
+def dtrain_command(args, workers, epochs, run_dir, balance=False):
     """The dtrain training command of the comparison, writing into run_dir;
-    returns (command, metrics file)."""
+    returns (command, metrics file). balance: speed-balanced batches."""
     os.makedirs(run_dir, exist_ok=True)
     metrics = os.path.join(run_dir, "metrics.jsonl")
     cmd = [
@@ -253,12 +254,16 @@ def dtrain_command(args, workers, epochs, run_dir):
         "--metrics-out", metrics,
         "--quiet",
     ]  # fmt: skip
+    if balance:
+        cmd.append("--balance")
     return cmd, metrics
 
 
-def run_dtrain(args, workers, tmp, log, epochs=None, tag=""):
+def run_dtrain(args, workers, tmp, log, epochs=None, tag="", balance=False):
     cmd, metrics = dtrain_command(args, workers, epochs or args.epochs,
-                                  os.path.join(tmp, f"dtrain_w{workers}{tag}"))
+                                  os.path.join(tmp, f"dtrain_w{workers}{tag}"
+                                               + ("_balance" if balance else "")),
+                                  balance)
     rc, output, result = run_recorded(args, cmd, log)
     if rc != 0 or not os.path.exists(metrics):
         result["error"] = output[-2000:]
@@ -378,6 +383,7 @@ def report(args, results, meta):
     tgt = f"{args.target_accuracy:.0%}"
     pt1, pt2 = results.get("pytorch_single", {}), results.get("pytorch_ddp", {})
     dt1, dt2 = results.get("dtrain_1", {}), results.get("dtrain_2", {})
+    dt2b = results.get("dtrain_2_balance", {})
     gemm = results.get("gemm", {})
     lines = []
     add = lines.append
@@ -423,6 +429,8 @@ def report(args, results, meta):
     add(f"| scaling: 2 workers / 1 worker (samples/s) | "
         f"{x(ratio(dt2.get('samples_per_s'), dt1.get('samples_per_s')))} | "
         f"{x(ratio(pt2.get('samples_per_s'), pt1.get('samples_per_s')))} | |")
+    add(f"| scaling: 2 workers --balance / 1 worker (samples/s; {fmt(dt2b.get('samples_per_s'))}) | "
+        f"{x(ratio(dt2b.get('samples_per_s'), dt1.get('samples_per_s')))} | | |")
     add("")
     rounds = results.get("rounds", {}).get("rounds", [])
 
@@ -452,6 +460,9 @@ def report(args, results, meta):
     add(f"| dtrain 2 workers >= 1.8x dtrain 1 worker | "
         f"{x(ratio(dt2.get('samples_per_s'), dt1.get('samples_per_s')))} | "
         f"{median_and_range('ratio')} |")
+    add(f"| dtrain 2 workers --balance >= 1.8x dtrain 1 worker | "
+        f"{x(ratio(dt2b.get('samples_per_s'), dt1.get('samples_per_s')))} | "
+        f"{median_and_range('ratio_balance')} |")
     if mlp_rows:
         shares = [(r["gflops"]["dtrain"] / gemm["peak_gflops"], r["shape"]) for r in mlp_rows
                   if r["gflops"].get("dtrain")]
@@ -465,25 +476,29 @@ def report(args, results, meta):
             f"back ({args.round_epochs} epochs each, samples/s over epochs 2..E): PyTorch on 1 "
             "thread, dtrain on 1 worker, two independent 1-worker dtrain jobs at the same time "
             "(the machine's capacity for two concurrent workers, no communication), dtrain on 2 "
-            "workers. Each core of this shared VM changes speed for stretches of seconds, which "
+            "workers, and dtrain on 2 workers with --balance. Each core of this shared VM changes speed for stretches of seconds, which "
             "moves single runs by 10-20%; the ratios within a round compare runs taken seconds "
             "apart.")
         add("")
         add("| round | PyTorch 1 thread | dtrain 1 worker | two 1-worker jobs at once (sum) | "
-            "dtrain 2 workers | 1 worker / PyTorch | 2 workers / 1 worker "
-            "| 2 workers / two jobs at once |")
-        add("|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "dtrain 2 workers | dtrain 2 workers --balance | 1 worker / PyTorch | "
+            "2 workers / 1 worker | 2 workers / two jobs at once | --balance / 1 worker | "
+            "--balance / two jobs at once |")
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for i, r in enumerate(rounds, 1):
             add(f"| {i} | {fmt(r.get('pytorch'))} | {fmt(r.get('w1'))} | {fmt(r.get('pair'))} | "
-                f"{fmt(r.get('w2'))} | {x(r.get('vs_pytorch'))} | {x(r.get('ratio'))} | "
-                f"{pct(r.get('ratio_ceiling'))} |")
-        add(f"| median | | | | | {median_of('vs_pytorch', x)} | {median_of('ratio', x)} | "
-            f"{median_of('ratio_ceiling', pct)} |")
+                f"{fmt(r.get('w2'))} | {fmt(r.get('w2b'))} | {x(r.get('vs_pytorch'))} | "
+                f"{x(r.get('ratio'))} | {pct(r.get('ratio_ceiling'))} | "
+                f"{x(r.get('ratio_balance'))} | {pct(r.get('ratio_balance_ceiling'))} |")
+        add(f"| median | | | | | | {median_of('vs_pytorch', x)} | {median_of('ratio', x)} | "
+            f"{median_of('ratio_ceiling', pct)} | {median_of('ratio_balance', x)} | "
+            f"{median_of('ratio_balance_ceiling', pct)} |")
         add("")
     add(f"| Time to {tgt} test accuracy (speedup = PyTorch time / dtrain time) | dtrain | "
         "PyTorch | speedup |")
     add("|---|---:|---:|---:|")
-    for label, d, p in (("1 worker / 1 thread", dt1, pt1), ("2 workers / DDP 2 procs", dt2, pt2)):
+    for label, d, p in (("1 worker / 1 thread", dt1, pt1), ("2 workers / DDP 2 procs", dt2, pt2),
+                        ("2 workers --balance / DDP 2 procs", dt2b, pt2)):
         add(f"| {label}, wall | {sec(d.get('time_to_target_s'))} | "
             f"{sec(p.get('time_to_target_s'))} | "
             f"{x(ratio(p.get('time_to_target_s'), d.get('time_to_target_s')))} |")
@@ -499,6 +514,7 @@ def report(args, results, meta):
         f"{acc(pt1.get('final_test_accuracy'))} |")
     add(f"| 2 workers / DDP 2 procs | {acc(dt2.get('final_test_accuracy'))} | "
         f"{acc(pt2.get('final_test_accuracy'))} |")
+    add(f"| 2 workers --balance | {acc(dt2b.get('final_test_accuracy'))} | |")
     add("")
 
     if gemm and "error" not in gemm:
@@ -605,7 +621,8 @@ def parse_args(argv):
                    "reused), 'unset', or a name such as Haswell")
     p.add_argument("--rounds", type=int, default=5,
                    help="rounds of short runs back to back: PyTorch 1 thread, dtrain 1 worker, "
-                   "two dtrain 1-worker jobs at once, dtrain 2 workers (0: none)")
+                   "two dtrain 1-worker jobs at once, dtrain 2 workers, and with --balance "
+                   "(0: none)")
     p.add_argument("--round-epochs", type=int, default=3, help="epochs of each run of a round")
     p.add_argument("--skip-pytorch", action="store_true")
     p.add_argument("--skip-dtrain", action="store_true")
@@ -676,6 +693,7 @@ def main(argv):
         if not args.skip_dtrain:
             measure("dtrain_1", lambda: run_dtrain(args, 1, tmp, log))
             measure("dtrain_2", lambda: run_dtrain(args, 2, tmp, log))
+            measure("dtrain_2_balance", lambda: run_dtrain(args, 2, tmp, log, balance=True))
         if not args.skip_dtrain and args.rounds > 0:
             # The same throughputs again, in short runs taken back to back, so
             # that each ratio compares runs made minutes, not tens of minutes,
@@ -698,9 +716,13 @@ def main(argv):
                     "samples_per_s": run_dtrain_pair(args, tmp, log, epochs, tag)})
                 r["w2"] = take(f"round_{i}_w2", lambda: run_dtrain(
                     args, 2, tmp, log, epochs=epochs, tag=tag))
+                r["w2b"] = take(f"round_{i}_w2b", lambda: run_dtrain(
+                    args, 2, tmp, log, epochs=epochs, tag=tag, balance=True))
                 r["vs_pytorch"] = ratio(r["w1"], r.get("pytorch"))
                 r["ratio"] = ratio(r["w2"], r["w1"])
                 r["ratio_ceiling"] = ratio(r["w2"], r["pair"])
+                r["ratio_balance"] = ratio(r["w2b"], r["w1"])
+                r["ratio_balance_ceiling"] = ratio(r["w2b"], r["pair"])
                 rounds.append(r)
             results["rounds"] = {"rounds": rounds}
         if not args.skip_gemm:

@@ -67,6 +67,7 @@ struct TrainOptions {
   std::string sync = "bsp";
   std::string topology = "ring";
   std::vector<std::string> slow;
+  bool balance = false;
   double random_delay_ms = 0.0;
   // Called on rank 0 after each evaluation (dtrain compare collects them).
   std::function<void(const EpochReport&)> observer;
@@ -122,6 +123,7 @@ nlohmann::json report_to_json(const EpochReport& r) {
   for (const WorkerStats& w : r.workers) {
     workers.push_back({{"rank", w.rank},
                        {"role", w.server ? "server" : "worker"},
+                       {"rows", w.rows},
                        {"compute_s", w.compute_s},
                        {"comm_s", w.comm_s},
                        {"wait_s", w.wait_s},
@@ -231,6 +233,7 @@ TrainConfig make_config(const TrainOptions& o) {
   config.topology = parse_topology(o.topology);
   for (const std::string& item : o.slow) config.slow.push_back(parse_slow(item));
   config.random_delay_ms = o.random_delay_ms;
+  config.balance = o.balance;
   return config;
 }
 
@@ -442,6 +445,7 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
   training["optimizer"] = to_string(job.config.optimizer.kind);
   training["schedule"] = to_string(job.config.schedule);
   training["sync"] = job.config.sync.to_string();
+  if (job.config.balance) training["balance"] = true;
   if (job.config.schedule == Schedule::kMasterWorker) training["servers"] = job.config.servers;
   training["batch_mode"] = job.config.batch_mode == BatchMode::kFullBatch ? "full" : "mini-batch";
   training["epochs_run"] = result.epochs_run;
@@ -666,6 +670,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o, bool outputs) {
       ->capture_default_str();
   cmd->add_option("--topology", o.topology, "gossip neighbours: ring | random")
       ->capture_default_str();
+  cmd->add_flag("--balance", o.balance,
+                "p2p bsp: split each step's global batch between the workers by their measured "
+                "speed (not reproducible bit for bit)");
   cmd->add_option("--slow", o.slow,
                   "WORKER:FACTOR: make a worker FACTOR times slower (repeatable)");
   cmd->add_option("--random-delay", o.random_delay_ms,
@@ -687,14 +694,16 @@ void add_train_options(CLI::App* cmd, TrainOptions& o, bool outputs) {
 
 // ---- dtrain compare ----------------------------------------------------------
 
-// One entry of --strategies: "bsp" (peer-to-peer), "mw-bsp" (master-worker
-// bsp), "asp" and "ssp:S" (master-worker), "local:H", "local:inf",
-// "gossip" (ring) and "gossip-random".
+// One entry of --strategies: "bsp" (peer-to-peer), "bsp-balance"
+// (peer-to-peer bsp with --balance), "mw-bsp" (master-worker bsp), "asp"
+// and "ssp:S" (master-worker), "local:H", "local:inf", "gossip" (ring) and
+// "gossip-random".
 struct StrategyChoice {
   std::string label;
   std::string schedule;
   std::string sync;
   std::string topology = "ring";
+  bool balance = false;
 };
 
 StrategyChoice parse_strategy_choice(const std::string& item) {
@@ -703,6 +712,10 @@ StrategyChoice parse_strategy_choice(const std::string& item) {
   if (item == "mw-bsp") {
     c.schedule = "master-worker";
     c.sync = "bsp";
+  } else if (item == "bsp-balance") {
+    c.schedule = "p2p";
+    c.sync = "bsp";
+    c.balance = true;
   } else if (item == "gossip-random") {
     c.schedule = "p2p";
     c.sync = "gossip";
@@ -772,6 +785,9 @@ bool reached_target(const CompareOptions& o, const EpochReport& r) {
 
 void run_compare(CompareOptions& o) {
   if (o.strategies.empty()) throw ConfigError("--strategies needs at least one strategy");
+  if (o.train.balance) {
+    throw ConfigError("dtrain compare: list bsp-balance in --strategies rather than --balance");
+  }
   if (!o.target_loss && !o.target_accuracy) {
     throw ConfigError("dtrain compare needs --target-loss or --target-accuracy");
   }
@@ -791,6 +807,7 @@ void run_compare(CompareOptions& o) {
     t.schedule = choice.schedule;
     t.sync = choice.sync;
     t.topology = choice.topology;
+    t.balance = choice.balance;
     t.backend = "threads";
     t.quiet = true;
     StrategyRun run;
@@ -889,8 +906,8 @@ Action add_compare_command(CLI::App& app) {
       "Train one job under several synchronisation strategies (threads) and compare them");
   add_train_options(cmd, opts->train, /*outputs=*/false);
   cmd->add_option("--strategies", opts->strategies,
-                  "Comma-separated: bsp, mw-bsp, asp, ssp:S, local:H, local:inf, gossip, "
-                  "gossip-random")
+                  "Comma-separated: bsp, bsp-balance, mw-bsp, asp, ssp:S, local:H, local:inf, "
+                  "gossip, gossip-random")
       ->delimiter(',')
       ->required();
   cmd->add_option("--target-loss", opts->target_loss,

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -14,6 +15,7 @@
 #include "dtrain/error.h"
 #include "dtrain/sync/parameter_server.h"
 #include "dtrain/sync/strategy.h"
+#include "dtrain/train/balance.h"
 #include "dtrain/util/aligned_vector.h"
 
 namespace dtrain {
@@ -73,6 +75,12 @@ void validate(const TrainConfig& c) {
   if (!(c.tol >= 0.0)) throw ConfigError("--tol must be >= 0");
   if (c.eval_every < 1) throw ConfigError("--eval-every must be at least 1");
   if (c.top_k < 1) throw ConfigError("--top-k must be at least 1");
+  if (c.balance && (c.batch_mode != BatchMode::kMiniBatch || c.schedule != Schedule::kPeerToPeer ||
+                    c.sync.kind != SyncSpec::Kind::kBsp)) {
+    throw ConfigError(
+        "--balance splits the mini-batches of p2p bsp; it needs a mini-batch optimizer, "
+        "--schedule p2p and --sync bsp");
+  }
 }
 
 // The model's metrics over `rows` of every worker.
@@ -132,8 +140,8 @@ void sleep_for_seconds(double seconds) {
 // Gathers every rank's counters (and disagreement) on every rank, in rank
 // order.
 std::vector<WorkerStats> gather_worker_stats(Communicator& comm, const SyncCounters& c, bool server,
-                                             double disagreement) {
-  constexpr std::size_t kFields = 9;
+                                             double disagreement, double rows) {
+  constexpr std::size_t kFields = 10;
   const std::vector<double> mine{server ? 1.0 : 0.0,
                                  c.compute_s,
                                  c.comm_s,
@@ -142,7 +150,8 @@ std::vector<WorkerStats> gather_worker_stats(Communicator& comm, const SyncCount
                                  static_cast<double>(c.bytes_received),
                                  static_cast<double>(c.max_staleness),
                                  c.mean_staleness(),
-                                 disagreement};
+                                 disagreement,
+                                 rows};
   std::vector<double> all(kFields * static_cast<std::size_t>(comm.size()));
   comm.allgather(std::span<const double>(mine), std::span<double>(all));
   std::vector<WorkerStats> stats(static_cast<std::size_t>(comm.size()));
@@ -159,6 +168,7 @@ std::vector<WorkerStats> gather_worker_stats(Communicator& comm, const SyncCount
     w.max_staleness = static_cast<std::uint64_t>(f[6]);
     w.mean_staleness = f[7];
     w.disagreement = f[8];
+    w.rows = static_cast<std::uint64_t>(f[9]);
   }
   return stats;
 }
@@ -179,6 +189,46 @@ double mean_and_disagreement(Communicator& comm, std::span<const T> params, std:
     norm2 += static_cast<double>(mean[j]) * static_cast<double>(mean[j]);
   }
   return std::sqrt(distance2) / std::max(std::sqrt(norm2), 1e-300);
+}
+
+// Balanced batches: folds this step's seconds per row of every worker (0:
+// no rows this step, keeps the previous estimate) into the running
+// estimates and splits the next global batch by the speeds they give.
+// Identical inputs on every worker, so identical splits.
+void rebalance(std::span<const double> measured, std::span<const double> has_rows,
+               std::vector<double>& seconds_per_row, std::vector<std::size_t>& shares,
+               std::size_t global_batch, std::size_t batch_size) {
+  // The cores of a shared machine change speed for stretches of hundreds
+  // of steps; a fifth of the weight on the newest step follows a change
+  // within ~10 steps without chasing per-step noise.
+  constexpr double kNewest = 0.2;
+  std::vector<double> speeds(measured.size(), 0.0);
+  for (std::size_t r = 0; r < measured.size(); ++r) {
+    if (measured[r] > 0.0) {
+      seconds_per_row[r] = seconds_per_row[r] > 0.0
+                               ? (1.0 - kNewest) * seconds_per_row[r] + kNewest * measured[r]
+                               : measured[r];
+    }
+    if (seconds_per_row[r] > 0.0) speeds[r] = 1.0 / seconds_per_row[r];
+  }
+  // A worker not measured yet is given an average speed, so that it takes
+  // rows and gets measured; one without rows gets none.
+  double sum = 0.0;
+  std::size_t known = 0;
+  for (const double s : speeds) {
+    if (s > 0.0) {
+      sum += s;
+      ++known;
+    }
+  }
+  if (known == 0) {
+    speeds.assign(has_rows.begin(), has_rows.end());
+  } else {
+    for (std::size_t r = 0; r < speeds.size(); ++r) {
+      if (speeds[r] == 0.0 && has_rows[r] != 0.0) speeds[r] = sum / static_cast<double>(known);
+    }
+  }
+  shares = split_batch(global_batch, speeds, std::max<std::size_t>(1, batch_size / 4));
 }
 
 template <class T>
@@ -234,12 +284,29 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   // largest shard decides); a worker whose rows run out contributes empty
   // batches, so each row is still seen exactly once per epoch.
   std::uint64_t steps_per_epoch = 1;
+  const auto workers = static_cast<std::size_t>(comm.size() - servers);
   if (config.batch_mode == BatchMode::kMiniBatch) {
     steps_per_epoch = (setup.train_rows.size() + config.batch_size - 1) / config.batch_size;
     comm.allreduce(std::span<std::uint64_t>(&steps_per_epoch, 1), ReduceOp::kMax);
   }
+  // Balanced batches: an epoch is as many global batches as the global rows
+  // fill; each step's global batch is split by the workers' speeds, measured
+  // as seconds per row of compute (an average over recent steps, the same
+  // on every worker since every worker gets every measurement).
+  std::optional<RowStream> stream;
+  std::vector<double> seconds_per_row(workers, 0.0);
+  std::vector<double> measured(workers, 0.0);
+  std::vector<double> has_rows(workers, 0.0);
+  std::vector<std::size_t> shares(workers, config.batch_size);
+  const std::size_t global_batch = config.batch_size * workers;
+  if (config.balance) {
+    steps_per_epoch = (setup.global_train_rows + global_batch - 1) / global_batch;
+    stream.emplace(setup.train_rows, config.seed, static_cast<std::uint64_t>(worker_index));
+    const double mine = setup.train_rows.empty() ? 0.0 : 1.0;
+    comm.allgather(std::span<const double>(&mine, 1), std::span<double>(has_rows));
+    rebalance(measured, has_rows, seconds_per_row, shares, global_batch, config.batch_size);
+  }
   LrSchedule schedule = config.lr;
-  const auto workers = static_cast<std::size_t>(comm.size() - servers);
   if (config.batch_mode == BatchMode::kMiniBatch) {
     schedule.base = scaled_learning_rate(config.lr.base, config.lr_scaling,
                                          config.batch_size * workers, config.batch_size);
@@ -252,10 +319,10 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     SyncCounters counters;
-    if (config.batch_mode == BatchMode::kMiniBatch) {
+    if (config.batch_mode == BatchMode::kMiniBatch && !stream) {
       order = setup.train_rows;
-      seeded_shuffle(order, mix64(config.seed) ^ mix64((static_cast<std::uint64_t>(epoch) << 20) +
-                                                       static_cast<std::uint64_t>(worker_index)));
+      seeded_shuffle(order, pass_seed(config.seed, static_cast<std::uint64_t>(epoch),
+                                      static_cast<std::uint64_t>(worker_index)));
     }
     // [loss sum, penalty x rows, rows] of this worker's steps.
     std::vector<double> totals(3, 0.0);
@@ -265,7 +332,9 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     } else {
       for (std::uint64_t step = 0; step < steps_per_epoch; ++step, ++global_step) {
         std::span<const std::size_t> batch(order);
-        if (config.batch_mode == BatchMode::kMiniBatch) {
+        if (stream) {
+          batch = stream->take(shares[static_cast<std::size_t>(worker_index)]);
+        } else if (config.batch_mode == BatchMode::kMiniBatch) {
           const std::size_t begin = std::min(order.size(), step * config.batch_size);
           const std::size_t end = std::min(order.size(), begin + config.batch_size);
           batch = batch.subspan(begin, end - begin);
@@ -288,7 +357,16 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
           sleep_for_seconds(static_cast<double>(h >> 11) * 0x1.0p-53 * config.random_delay_ms *
                             1e-3);
         }
-        counters.compute_s += seconds_since(compute_start);
+        const double compute_seconds = seconds_since(compute_start);
+        counters.compute_s += compute_seconds;
+        if (stream) {
+          auto t0 = Clock::now();
+          const double mine =
+              batch.empty() ? 0.0 : compute_seconds / static_cast<double>(batch.size());
+          comm.allgather(std::span<const double>(&mine, 1), std::span<double>(measured));
+          counters.wait_s += seconds_since(t0);
+          rebalance(measured, has_rows, seconds_per_row, shares, global_batch, config.batch_size);
+        }
         lr = schedule.at_step(epoch, step, steps_per_epoch);
         LocalStep<T> local;
         local.grad = std::span<T>(sums);
@@ -309,6 +387,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     // end of the epoch, reach the servers too (for evaluation and the model).
     if (servers > 0) comm.broadcast(std::span<T>(params), servers);
     const double step_seconds = seconds_since(epoch_start);
+    const double my_rows = totals[2];
     comm.allreduce(std::span<double>(totals), ReduceOp::kSum);
     const double rows_seen = totals[2];
     const double loss = (totals[0] + totals[1]) / rows_seen;
@@ -346,7 +425,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
         report.test =
             evaluate_rows<T>(comm, model, p, *setup.test_data, setup.test_rows, config.top_k);
       }
-      report.workers = gather_worker_stats(comm, counters, is_server, disagreement);
+      report.workers = gather_worker_stats(comm, counters, is_server, disagreement, my_rows);
       report.elapsed_seconds = seconds_since(start);
       if (comm.rank() == 0 && on_report) on_report(report);
       result.history.push_back(std::move(report));

@@ -483,7 +483,7 @@ TEST_F(CliTest, MasterWorkerMetricsAndModel) {
   for (std::size_t r = 0; r < 5; ++r) {
     const auto& w = epoch["workers"][r];
     EXPECT_EQ(w["role"], r < 2 ? "server" : "worker");
-    for (const char* key : {"compute_s", "comm_s", "wait_s", "bytes_sent", "bytes_received",
+    for (const char* key : {"rows", "compute_s", "comm_s", "wait_s", "bytes_sent", "bytes_received",
                             "max_staleness", "mean_staleness", "disagreement"}) {
       EXPECT_TRUE(w.contains(key)) << key;
     }
@@ -496,9 +496,10 @@ TEST_F(CliTest, CompareRunsEveryStrategyAndWritesCurves) {
   const CliRun r = run("compare --data " + kData +
                        "diabetes.csv --label target --model linear --standardize --optimizer sgd "
                        "--batch-size 8 --lr 0.02 --epochs 20 --workers 3 --strategies "
-                       "bsp,ssp:1,local:2,gossip --target-loss 1500 --curves-out curves.csv");
+                       "bsp,bsp-balance,ssp:1,local:2,gossip --target-loss 1500 --curves-out "
+                       "curves.csv");
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* label : {"bsp", "ssp:1", "local:2", "gossip"}) {
+  for (const char* label : {"bsp", "bsp-balance", "ssp:1", "local:2", "gossip"}) {
     EXPECT_NE(r.out.find(label), std::string::npos) << label;
   }
   std::ifstream curves(dir_ / "curves.csv");
@@ -507,7 +508,7 @@ TEST_F(CliTest, CompareRunsEveryStrategyAndWritesCurves) {
   EXPECT_EQ(header, "strategy,epoch,elapsed_s,loss,metric_name,metric,bytes_moved,wait_s");
   std::size_t rows = 0;
   for (std::string line; std::getline(curves, line);) ++rows;
-  EXPECT_EQ(rows, 4u * 20u);
+  EXPECT_EQ(rows, 5u * 20u);
   expect_failure("compare --data " + kData +
                      "diabetes.csv --label target --model linear "
                      "--strategies bsp",
@@ -516,6 +517,36 @@ TEST_F(CliTest, CompareRunsEveryStrategyAndWritesCurves) {
                      "diabetes.csv --label target --model linear "
                      "--strategies bsp,warp --target-loss 1",
                  {"warp"});
+  expect_failure("compare --data " + kData +
+                     "diabetes.csv --label target --model linear "
+                     "--strategies bsp,local:2 --balance --target-loss 1",
+                 {"bsp-balance"});
+}
+
+// --balance: a worker slowed 4x takes far fewer of each step's rows, which
+// the metrics file records per worker; without a mini-batch optimizer it is
+// refused.
+TEST_F(CliTest, BalanceGivesASlowWorkerFewerRows) {
+  const CliRun r = run("train --data " + kData +
+                       "diabetes.csv --label target --model linear --standardize --optimizer sgd "
+                       "--batch-size 16 --lr 0.02 --epochs 8 --workers 2 --slow 1:6 --balance "
+                       "--out m.model --metrics-out m.jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream metrics(dir_ / "m.jsonl");
+  std::uint64_t fast = 0, slow = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    fast += j["workers"][0]["rows"].get<std::uint64_t>();
+    slow += j["workers"][1]["rows"].get<std::uint64_t>();
+  }
+  EXPECT_GT(fast, 2 * slow) << fast << " vs " << slow;
+  EXPECT_GT(slow, 0u);
+  const CliRun ins = run("inspect m.model --json");
+  ASSERT_EQ(ins.status, 0) << ins.err;
+  EXPECT_EQ(nlohmann::json::parse(ins.out)["training"]["balance"], true);
+  expect_failure("train --data " + kData +
+                     "diabetes.csv --label target --model linear --balance --out x.model",
+                 {"--balance", "mini-batch"});
 }
 
 // Range shards sized by measured speed: a worker slowed 4x gets a much

@@ -83,6 +83,10 @@ struct TrainConfig {
   // and updates only the parameters its batches touch, with the same result
   // as a dense step bit for bit. false: always dense (for comparisons).
   bool sparse_steps = true;
+  // Speed-balanced mini-batches (balance.h): p2p bsp only. An epoch is then
+  // the global row count over workers x batch_size steps, and runs are not
+  // reproducible bit for bit.
+  bool balance = false;
 };
 
 // One rank's share of an epoch (see SyncCounters).
@@ -94,6 +98,7 @@ struct WorkerStats {
   double wait_s = 0.0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
+  std::uint64_t rows = 0;  // training rows of this rank's batches
   std::uint64_t max_staleness = 0;
   double mean_staleness = 0.0;
   // Local SGD and gossip: distance of this replica from the replicas' mean,
