@@ -557,7 +557,8 @@ def report(args, results, meta):
 
     add("Per-epoch test accuracy and samples/s:")
     add("")
-    names = [("dtrain 1w", dt1), ("PyTorch 1t", pt1), ("dtrain 2w", dt2), ("PyTorch DDP", pt2)]
+    names = [("dtrain 1w", dt1), ("PyTorch 1t", pt1), ("dtrain 2w", dt2),
+             ("dtrain 2w --balance", dt2b), ("PyTorch DDP", pt2)]
     present = [(n, r) for n, r in names if r.get("epochs")]
     if present:
         add("| epoch | " + " | ".join(f"{n} acc | {n} samples/s" for n, _ in present) + " |")
@@ -574,7 +575,8 @@ def report(args, results, meta):
         "processes used in the 3 s before the run and during it, from /proc/stat):")
     add("")
     add("```")
-    for key in ("pytorch_single", "pytorch_ddp", "dtrain_1", "dtrain_2", "gemm"):
+    for key in ("pytorch_single", "pytorch_ddp", "dtrain_1", "dtrain_2", "dtrain_2_balance",
+                "gemm"):
         r = results.get(key)
         if r is None:
             continue
