@@ -481,6 +481,36 @@ class MpiComm final : public Communicator {
     if (op == ReduceOp::kMean) divide(recv, count_per_rank, type, size_);
   }
 
+  void allgatherv_bytes(const void* send, void* recv,
+                        std::span<const std::size_t> recv_bytes) override {
+    check_thread("allgatherv");
+    const auto n = static_cast<std::size_t>(size_);
+    std::vector<int> counts(n), displs(n);
+    std::size_t offset = 0;
+    bool fits = true;
+    for (std::size_t i = 0; i < n && fits; ++i) {
+      fits = recv_bytes[i] <= limit_ && offset <= limit_;
+      counts[i] = fits ? static_cast<int>(recv_bytes[i]) : 0;
+      displs[i] = fits ? static_cast<int>(offset) : 0;
+      offset += recv_bytes[i];
+    }
+    // recv_bytes is the same on every rank, so every rank takes the same path.
+    if (!fits) {
+      Communicator::allgatherv_bytes(send, recv, recv_bytes);
+      return;
+    }
+    const auto me = static_cast<std::size_t>(rank_);
+    std::byte* const mine = static_cast<std::byte*>(recv) + displs[me];
+    // MPI forbids aliased buffers: a send buffer inside recv is moved to its
+    // own block first, which is then MPI_IN_PLACE.
+    const bool in_place = overlap(send, recv_bytes[me], recv, offset);
+    if (in_place && send != mine) std::memmove(mine, send, recv_bytes[me]);
+    const Blocking blocking(watchdog_, "allgatherv", -1);
+    check(MPI_Allgatherv(in_place ? MPI_IN_PLACE : send, counts[me], MPI_BYTE, recv, counts.data(),
+                         displs.data(), MPI_BYTE, comm_),
+          "allgatherv");
+  }
+
   void alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes, void* recv,
                        std::span<const std::size_t> recv_bytes) override {
     check_thread("alltoallv");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dtrain/error.h"
+#include "dtrain/util/fnv1a.h"
 #include "kernels.h"
 #include "threads_world.h"
 
@@ -122,9 +123,13 @@ class ThreadsComm final : public Communicator {
                         std::span<const std::size_t> recv_bytes) override {
     std::size_t total = 0;
     for (const std::size_t b : recv_bytes) total += b;
-    // Ranks that disagree on the blocks' sizes disagree on their sum (or on
-    // their own block, which the caller checked): the mismatch is reported.
-    const CollectiveDesc desc{CollectiveKind::kAllgatherv, total};
+    const std::uint64_t sizes_hash = fnv1a64(std::span<const unsigned char>(
+        reinterpret_cast<const unsigned char*>(recv_bytes.data()), recv_bytes.size_bytes()));
+    // Ranks that disagree on the blocks' sizes are reported as a mismatch
+    // (the descriptions differ in the sizes' hash) before any copy reads
+    // past a peer's block.
+    const CollectiveDesc desc{CollectiveKind::kAllgatherv, total, DataType::kFloat32,
+                              ReduceOp::kSum, static_cast<int>(sizes_hash & 0x7fffffff)};
     const std::uint64_t seq = enter(desc, send, recv);
     if (total == 0) return;
     auto* out = static_cast<std::byte*>(recv);

@@ -78,7 +78,8 @@ std::string describe(const CollectiveDesc& desc) {
     case CollectiveKind::kAllgather:
       return s + "(bytes=" + std::to_string(desc.count) + ")";
     case CollectiveKind::kAllgatherv:
-      return s + "(total bytes=" + std::to_string(desc.count) + ")";
+      return s + "(total bytes=" + std::to_string(desc.count) + ", block sizes hashed to " +
+             std::to_string(desc.root) + ")";
     case CollectiveKind::kAllreduce:
     case CollectiveKind::kReduceScatter:
       return s + "(count=" + std::to_string(desc.count) + ", " + to_string(desc.type) + ", " +

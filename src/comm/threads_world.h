@@ -46,7 +46,7 @@ struct CollectiveDesc {
   std::size_t count = 0;  // elements for reductions, bytes for copies (allgatherv: in all)
   DataType type = DataType::kFloat32;
   ReduceOp op = ReduceOp::kSum;
-  int root = -1;
+  int root = -1;  // allgatherv: a hash of every rank's block size
 
   bool operator==(const CollectiveDesc&) const = default;
 };

@@ -191,46 +191,6 @@ double mean_and_disagreement(Communicator& comm, std::span<const T> params, std:
   return std::sqrt(distance2) / std::max(std::sqrt(norm2), 1e-300);
 }
 
-// Balanced batches: folds this step's seconds per row of every worker (0:
-// no rows this step, keeps the previous estimate) into the running
-// estimates and splits the next global batch by the speeds they give.
-// Identical inputs on every worker, so identical splits.
-void rebalance(std::span<const double> measured, std::span<const double> has_rows,
-               std::vector<double>& seconds_per_row, std::vector<std::size_t>& shares,
-               std::size_t global_batch, std::size_t batch_size) {
-  // The cores of a shared machine change speed for stretches of hundreds
-  // of steps; a fifth of the weight on the newest step follows a change
-  // within ~10 steps without chasing per-step noise.
-  constexpr double kNewest = 0.2;
-  std::vector<double> speeds(measured.size(), 0.0);
-  for (std::size_t r = 0; r < measured.size(); ++r) {
-    if (measured[r] > 0.0) {
-      seconds_per_row[r] = seconds_per_row[r] > 0.0
-                               ? (1.0 - kNewest) * seconds_per_row[r] + kNewest * measured[r]
-                               : measured[r];
-    }
-    if (seconds_per_row[r] > 0.0) speeds[r] = 1.0 / seconds_per_row[r];
-  }
-  // A worker not measured yet is given an average speed, so that it takes
-  // rows and gets measured; one without rows gets none.
-  double sum = 0.0;
-  std::size_t known = 0;
-  for (const double s : speeds) {
-    if (s > 0.0) {
-      sum += s;
-      ++known;
-    }
-  }
-  if (known == 0) {
-    speeds.assign(has_rows.begin(), has_rows.end());
-  } else {
-    for (std::size_t r = 0; r < speeds.size(); ++r) {
-      if (speeds[r] == 0.0 && has_rows[r] != 0.0) speeds[r] = sum / static_cast<double>(known);
-    }
-  }
-  shares = split_batch(global_batch, speeds, std::max<std::size_t>(1, batch_size / 4));
-}
-
 template <class T>
 void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
               TrainableModel<T>& model, TrainResult& result, Clock::time_point start,
@@ -290,21 +250,25 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
     comm.allreduce(std::span<std::uint64_t>(&steps_per_epoch, 1), ReduceOp::kMax);
   }
   // Balanced batches: an epoch is as many global batches as the global rows
-  // fill; each step's global batch is split by the workers' speeds, measured
-  // as seconds per row of compute (an average over recent steps, the same
-  // on every worker since every worker gets every measurement).
+  // fill, and each step's global batch is split so that the workers' compute
+  // times even out (balance.h). Every worker gets every worker's time and
+  // row count of each step, so all agree on the split.
   std::optional<RowStream> stream;
-  std::vector<double> seconds_per_row(workers, 0.0);
-  std::vector<double> measured(workers, 0.0);
-  std::vector<double> has_rows(workers, 0.0);
-  std::vector<std::size_t> shares(workers, config.batch_size);
-  const std::size_t global_batch = config.batch_size * workers;
+  std::optional<BatchBalancer> balancer;
+  std::vector<double> step_times(2 * workers, 0.0);  // [seconds, rows] per worker
   if (config.balance) {
+    const std::size_t global_batch = config.batch_size * workers;
     steps_per_epoch = (setup.global_train_rows + global_batch - 1) / global_batch;
     stream.emplace(setup.train_rows, config.seed, static_cast<std::uint64_t>(worker_index));
     const double mine = setup.train_rows.empty() ? 0.0 : 1.0;
-    comm.allgather(std::span<const double>(&mine, 1), std::span<double>(has_rows));
-    rebalance(measured, has_rows, seconds_per_row, shares, global_batch, config.batch_size);
+    std::vector<double> holds(workers, 0.0);
+    comm.allgather(std::span<const double>(&mine, 1), std::span<double>(holds));
+    std::vector<bool> has_rows(workers);
+    for (std::size_t r = 0; r < workers; ++r) has_rows[r] = holds[r] != 0.0;
+    // A quarter of a worker's batch at least: a slow worker keeps taking
+    // part, and keeps being measured.
+    balancer.emplace(global_batch, std::max<std::size_t>(1, config.batch_size / 4),
+                     std::move(has_rows));
   }
   LrSchedule schedule = config.lr;
   if (config.batch_mode == BatchMode::kMiniBatch) {
@@ -333,7 +297,7 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
       for (std::uint64_t step = 0; step < steps_per_epoch; ++step, ++global_step) {
         std::span<const std::size_t> batch(order);
         if (stream) {
-          batch = stream->take(shares[static_cast<std::size_t>(worker_index)]);
+          batch = stream->take(balancer->shares()[static_cast<std::size_t>(worker_index)]);
         } else if (config.batch_mode == BatchMode::kMiniBatch) {
           const std::size_t begin = std::min(order.size(), step * config.batch_size);
           const std::size_t end = std::min(order.size(), begin + config.batch_size);
@@ -359,13 +323,17 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
         }
         const double compute_seconds = seconds_since(compute_start);
         counters.compute_s += compute_seconds;
-        if (stream) {
+        if (balancer) {
           auto t0 = Clock::now();
-          const double mine =
-              batch.empty() ? 0.0 : compute_seconds / static_cast<double>(batch.size());
-          comm.allgather(std::span<const double>(&mine, 1), std::span<double>(measured));
+          const std::array<double, 2> mine{compute_seconds, static_cast<double>(batch.size())};
+          comm.allgather(std::span<const double>(mine), std::span<double>(step_times));
           counters.wait_s += seconds_since(t0);
-          rebalance(measured, has_rows, seconds_per_row, shares, global_batch, config.batch_size);
+          std::vector<double> seconds(workers), rows(workers);
+          for (std::size_t r = 0; r < workers; ++r) {
+            seconds[r] = step_times[2 * r];
+            rows[r] = step_times[2 * r + 1];
+          }
+          balancer->update(seconds, rows);
         }
         lr = schedule.at_step(epoch, step, steps_per_epoch);
         LocalStep<T> local;

@@ -107,6 +107,19 @@ TEST(AllgathervTest, WrongCountsAreRejectedOnEveryRank) {
                                              std::span<const std::size_t>(counts));
                            }),
                CommError);
+  // Ranks that disagree on the counts but not on their sum: still a
+  // mismatch, before anyone reads past a peer's block.
+  EXPECT_THROW(run_threads(opts,
+                           [](Communicator& comm) {
+                             const std::vector<std::size_t> counts =
+                                 comm.rank() == 0 ? std::vector<std::size_t>{2, 3}
+                                                  : std::vector<std::size_t>{3, 2};
+                             std::vector<float> send(counts[comm.rank()]);
+                             std::vector<float> recv(5);
+                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
+                                             std::span<const std::size_t>(counts));
+                           }),
+               CommError);
   // Ranks that disagree on the counts: a collective mismatch, not a hang.
   EXPECT_THROW(run_threads(opts,
                            [](Communicator& comm) {

@@ -22,30 +22,96 @@ std::size_t sum(const std::vector<std::size_t>& v) {
   return std::accumulate(v.begin(), v.end(), std::size_t{0});
 }
 
-TEST(SplitBatchTest, SharesFollowTheSpeedsAndAddUp) {
-  const std::vector<double> speeds{3.0, 1.0};
-  EXPECT_EQ(split_batch(256, speeds, 32), (std::vector<std::size_t>{192, 64}));
+TEST(SplitBatchTest, SharesFollowTheWeightsAboveTheFloor) {
+  const std::vector<double> weights{3.0, 1.0};
+  EXPECT_EQ(split_batch(256, weights, 32), (std::vector<std::size_t>{192, 64}));
   const std::vector<double> even{2.0, 2.0, 2.0};
-  EXPECT_EQ(split_batch(100, even, 1), (std::vector<std::size_t>{33, 34, 33}));
-  for (std::size_t batch : {1u, 7u, 128u, 1000u}) {
+  EXPECT_EQ(split_batch(100, even, 0), (std::vector<std::size_t>{33, 34, 33}));
+  for (std::size_t batch : {3u, 7u, 128u, 1000u}) {
     const std::vector<double> odd{0.3, 1.7, 0.9, 2.2, 1.1};
-    const auto shares = split_batch(batch, odd, 1);
-    EXPECT_EQ(sum(shares), batch) << batch;
+    for (std::size_t floor : {0u, 1u, 4u, 50u}) {
+      const auto shares = split_batch(batch, odd, floor);
+      EXPECT_EQ(sum(shares), batch) << batch;
+      for (const std::size_t share : shares) {
+        EXPECT_GE(share, std::min(std::max<std::size_t>(floor, 1), batch / 5)) << batch;
+      }
+    }
   }
 }
 
-TEST(SplitBatchTest, AFloorForSlowWorkersAndNothingForIdleOnes) {
-  // Proportional: 253.4 and 2.6 rows; the floor lifts the second to ~32.
-  const std::vector<double> speeds{99.0, 1.0};
-  const auto shares = split_batch(256, speeds, 32);
-  EXPECT_EQ(sum(shares), 256u);
-  EXPECT_GE(shares[1], 28u);
-  EXPECT_LE(shares[1], 32u);
-  // A worker without rows (speed 0) gets none; all zero: an even split.
+TEST(SplitBatchTest, SlowWorkersKeepTheFloorIdleOnesGetNothing) {
+  EXPECT_EQ(split_batch(6, std::vector<double>{3, 1, 3}, 1), (std::vector<std::size_t>{3, 1, 2}));
+  const auto tiny = split_batch(64, std::vector<double>{1000, 1, 1, 1}, 4);
+  EXPECT_EQ(tiny, (std::vector<std::size_t>{52, 4, 4, 4}));
+  // 40 : 1 : 1 of 84 rows with a floor of 10: the proportional shares of
+  // the two slow workers (2 each) are raised to 10 and the first takes 64.
+  EXPECT_EQ(split_batch(84, std::vector<double>{40, 1, 1}, 10),
+            (std::vector<std::size_t>{64, 10, 10}));
+  // A worker without rows (weight 0) gets none; all zero: an even split.
   const std::vector<double> idle{1.0, 0.0, 1.0};
   EXPECT_EQ(split_batch(10, idle, 1), (std::vector<std::size_t>{5, 0, 5}));
-  const std::vector<double> none{0.0, 0.0};
-  EXPECT_EQ(split_batch(10, none, 1), (std::vector<std::size_t>{5, 5}));
+  const std::vector<double> none{0.0, 0.0, 0.0};
+  EXPECT_EQ(split_batch(10, none, 1), (std::vector<std::size_t>{3, 3, 4}));
+}
+
+// Worker r computes a step of n rows in overhead + n / speed[r] seconds.
+struct SimulatedWorkers {
+  std::vector<double> speed;
+  double overhead = 0.0;
+  // Runs `steps` steps of `balancer`; returns the shares after them.
+  std::vector<std::size_t> run(BatchBalancer& balancer, int steps) const {
+    for (int s = 0; s < steps; ++s) {
+      std::vector<double> seconds, rows;
+      for (std::size_t r = 0; r < speed.size(); ++r) {
+        const auto n = static_cast<double>(balancer.shares()[r]);
+        seconds.push_back(speed[r] > 0 ? overhead + n / speed[r] : 0.0);
+        rows.push_back(speed[r] > 0 ? n : 0.0);
+      }
+      balancer.update(seconds, rows);
+      EXPECT_EQ(sum(balancer.shares()), 256u);
+    }
+    return balancer.shares();
+  }
+};
+
+TEST(BatchBalancerTest, SettlesWhereTheTimesAreEqual) {
+  BatchBalancer balancer(256, 32, {true, true});
+  EXPECT_EQ(balancer.shares(), (std::vector<std::size_t>{128, 128}));
+  const SimulatedWorkers three_to_one{{3000.0, 1000.0}, 0.0};
+  const auto shares = three_to_one.run(balancer, 30);
+  EXPECT_NEAR(static_cast<double>(shares[0]), 192.0, 3.0);
+  // Speeds change back: so does the split.
+  const SimulatedWorkers equal{{1000.0, 1000.0}, 0.0};
+  const auto back = equal.run(balancer, 30);
+  EXPECT_NEAR(static_cast<double>(back[0]), 128.0, 3.0);
+}
+
+// A per-step cost that does not depend on the rows must not push a worker
+// with fewer rows to ever fewer (as rows-per-second estimates do): equal
+// workers whose steps are mostly overhead stay at an even split.
+TEST(BatchBalancerTest, AFixedPerStepCostDoesNotStarveAWorker) {
+  BatchBalancer balancer(256, 1, {true, true, true});
+  const SimulatedWorkers slow_start{{1000.0, 250.0, 1000.0}, 0.0};
+  slow_start.run(balancer, 30);
+  EXPECT_LT(balancer.shares()[1], 60u);
+  // Equal again, with steps that are mostly overhead (0.3 s against
+  // ~0.09 s of rows): the starved worker climbs back to an even share.
+  const SimulatedWorkers overhead{{1000.0, 1000.0, 1000.0}, 0.3};
+  const auto shares = overhead.run(balancer, 300);
+  for (const std::size_t share : shares) EXPECT_NEAR(static_cast<double>(share), 85.3, 4.0);
+}
+
+TEST(BatchBalancerTest, TheFloorHoldsAndIdleWorkersGetNothing) {
+  BatchBalancer balancer(256, 16, {true, false, true});
+  EXPECT_EQ(balancer.shares(), (std::vector<std::size_t>{128, 0, 128}));
+  const SimulatedWorkers very_uneven{{100000.0, 0.0, 10.0}, 0.0};
+  const auto shares = very_uneven.run(balancer, 40);
+  EXPECT_EQ(shares, (std::vector<std::size_t>{240, 0, 16}));
+  // A short batch (the end of a pass) counts as the time a full share
+  // would have taken: no change for a worker as fast as the others.
+  BatchBalancer even(256, 16, {true, true});
+  even.update(std::vector<double>{0.128, 0.064}, std::vector<double>{128, 64});
+  EXPECT_EQ(even.shares(), (std::vector<std::size_t>{128, 128}));
 }
 
 TEST(RowStreamTest, PassesAreTheEpochShufflesOneAfterAnother) {

@@ -145,6 +145,31 @@ TEST(SparseLogistic, SparseStepsEqualDenseStepsBitForBit) {
   }
 }
 
+// An L2 term or clipping reaches every weight: those steps stay dense.
+TEST(SparseLogistic, L2AndClippingKeepStepsDense) {
+  const Dataset data = sparse_rows(300, 20'000, 8, 3);
+  TrainConfig c;
+  c.model = ModelKind::kSparseLogistic;
+  c.batch_mode = BatchMode::kMiniBatch;
+  c.batch_size = 16;
+  c.epochs = 1;
+  c.lr.base = 0.5;
+  EXPECT_TRUE(takes_sparse_steps(c));
+  const std::uint64_t sparse = bytes_sent(train_on(data, 2, "range", c));
+  c.sparse_steps = false;
+  EXPECT_FALSE(takes_sparse_steps(c));
+  const std::uint64_t dense = bytes_sent(train_on(data, 2, "range", c));
+  EXPECT_LT(sparse * 10, dense);
+  c.sparse_steps = true;
+  for (const auto& [l2, clip] : {std::pair{1e-4, 0.0}, std::pair{0.0, 1.0}}) {
+    c.l2 = l2;
+    c.clip_norm = clip;
+    EXPECT_FALSE(takes_sparse_steps(c));
+    // Clipping adds one scalar allreduce per step to the dense exchange.
+    EXPECT_GE(bytes_sent(train_on(data, 2, "range", c)), dense);
+  }
+}
+
 TEST(SparseLogistic, SparseStepsOnHeartScale) {
   LibsvmOptions o;
   o.label_kind = LabelKind::kBinary;

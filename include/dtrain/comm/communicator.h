@@ -191,7 +191,9 @@ class Communicator {
   virtual void recv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
   virtual Request isend_bytes(const void* buf, std::size_t bytes, int dst, int tag) = 0;
   virtual Request irecv_bytes(void* buf, std::size_t bytes, int src, int tag) = 0;
-  // Default: alltoallv_bytes with this rank's block sent to every rank.
+  // Default: alltoallv_bytes with this rank's block sent to every rank (the
+  // MPI backend calls MPI_Allgatherv, the threads backend copies from the
+  // peers' buffers).
   virtual void allgatherv_bytes(const void* send, void* recv,
                                 std::span<const std::size_t> recv_bytes);
   // Default: non-blocking point-to-point with a reserved tag. Backends with a

@@ -1,11 +1,10 @@
 // Speed-balanced mini-batches (--balance): each step's global batch of
-// workers x batch_size rows is split between the workers in proportion to
-// how fast each has been computing, so that a worker slowed down (by a
-// busier core, a slower machine, another job) takes fewer rows instead of
-// holding every other worker up at the exchange. Each worker still trains
-// on its own shard only, read as an endless stream of seeded shuffles, so no
-// rows move between workers; a faster worker simply goes through its shard
-// more often.
+// workers x batch_size rows is split between the workers so that their
+// compute takes equally long, so that a worker slowed down (by a busier
+// core, a slower machine, another job) takes fewer rows instead of holding
+// every other worker up at the exchange. Each worker still trains on its own
+// shard only, read as an endless stream of seeded shuffles, so no rows move
+// between workers; a faster worker simply goes through its shard more often.
 //
 // The split depends on measured times, so runs are not reproducible bit for
 // bit (the rows of a step are summed in a different grouping), unlike every
@@ -19,14 +18,47 @@
 
 namespace dtrain {
 
-// Splits `global_batch` rows between workers in proportion to `speeds`
-// (rows per second; each > 0, or 0 for a worker that has no rows and gets
-// none). A share below min_rows (at most an even split) is raised to it
-// before the shares are scaled back to add up to global_batch exactly, by
-// cumulative rounding, so the same inputs give the same split on every
-// worker. All speeds 0: an even split.
-std::vector<std::size_t> split_batch(std::size_t global_batch, std::span<const double> speeds,
-                                     std::size_t min_rows);
+// Splits `global_batch` rows between workers in proportion to `weights`
+// (each >= 0; a worker of weight 0 gets no rows), except that every worker
+// of positive weight gets at least max(1, floor_rows) rows (lowered to
+// global_batch / their count when that is less): a worker whose share would
+// fall below is held at the floor and the others share the rest in
+// proportion. Cumulative rounding makes the shares add up to global_batch
+// exactly, and the same inputs give the same split on every worker. All
+// weights 0: an even split.
+std::vector<std::size_t> split_batch(std::size_t global_batch, std::span<const double> weights,
+                                     std::size_t floor_rows);
+
+// Decides every step's split from the compute time each worker took for its
+// share of the last step. A proportional controller moves each worker's
+// (fractional) share by a part of its time's relative gap to the mean time,
+// so the split settles where the workers' times are equal. Balancing times
+// rather than rows per second keeps a per-step cost that does not depend
+// on the row count (clock reads, clearing buffers, sleep granularity) from
+// making a worker with few rows look slow per row and lose the rest.
+// Every worker runs one on the same measurements, so all agree on the split.
+class BatchBalancer {
+ public:
+  // has_rows[r]: whether worker r holds training rows (those without get
+  // none). floor_rows: see split_batch.
+  BatchBalancer(std::size_t global_batch, std::size_t floor_rows, std::vector<bool> has_rows);
+
+  // Rows per worker for the next step.
+  const std::vector<std::size_t>& shares() const { return shares_; }
+
+  // seconds[r]: worker r's compute time for the last step's batch, which
+  // held rows[r] rows (fewer than its share when its pass over its shard
+  // ended within the step; the time is then scaled up to the share).
+  void update(std::span<const double> seconds, std::span<const double> rows);
+
+ private:
+  std::size_t global_batch_;
+  std::size_t floor_rows_;
+  std::size_t effective_floor_ = 0;  // floor_rows_ as split_batch applies it
+  std::vector<bool> has_rows_;
+  std::vector<double> target_;  // fractional shares, adding up to global_batch
+  std::vector<std::size_t> shares_;
+};
 
 // A worker's training rows as an endless sequence of passes, each a seeded
 // shuffle of the rows: pass p of worker w is ordered as the plain

@@ -1,9 +1,10 @@
 // Buffers over MPI's int counts, simulated: a communicator whose per-call
 // count limit is a few elements runs the chunked collectives, the
 // broadcast-based allgather, the reduce-based reduce_scatter, the
-// point-to-point alltoallv fallback and derived-datatype messages on small
-// buffers, and must agree with the normal communicator. Also the checks done
-// when communicators and sessions are created.
+// point-to-point alltoallv fallback (and allgatherv's fallback onto it) and
+// derived-datatype messages on small buffers, and must agree with the
+// normal communicator. Also the checks done when communicators and sessions
+// are created.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -83,6 +84,20 @@ TEST_P(MpiCountLimit, CollectivesMatchTheUnlimitedCommunicator) {
     small->alltoallv(std::span<const std::int64_t>(send), std::span<const std::size_t>(counts),
                      std::span<std::int64_t>(ab), std::span<const std::size_t>(counts));
     EXPECT_TRUE(same_bits(aa, ab)) << "alltoallv";
+
+    // Blocks of different sizes (rank r sends len + r values): over the
+    // limit, allgatherv falls back to alltoallv.
+    std::vector<std::size_t> block(un);
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < un; ++r) total += block[r] = len + r;
+    const auto own = test_values<std::int64_t>(comm().rank(),
+                                               block[static_cast<std::size_t>(comm().rank())], 10);
+    std::vector<std::int64_t> va(total), vb(total);
+    comm().allgatherv(std::span<const std::int64_t>(own), std::span<std::int64_t>(va),
+                      std::span<const std::size_t>(block));
+    small->allgatherv(std::span<const std::int64_t>(own), std::span<std::int64_t>(vb),
+                      std::span<const std::size_t>(block));
+    EXPECT_TRUE(same_bits(va, vb)) << "allgatherv";
   }
 }
 
