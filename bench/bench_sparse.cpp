@@ -6,9 +6,10 @@
 // end with the same weights bit for bit; the ratio is sparse over dense
 // training throughput.
 //
-// The rows are synthetic, drawn as hashed categorical data looks: half of
-// each row's features from a small set of common values, half spread over
-// the whole hash space, labelled by a hidden weight vector with 10% noise.
+// The rows are synthetic (synthetic_sparse_rows), drawn as hashed
+// categorical data looks: half of each row's features from 1,024 common
+// values, half spread over the whole hash space, labelled by a hidden weight
+// vector with 10% noise.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -21,40 +22,12 @@
 #include "bench_util.h"
 #include "dtrain/comm/threads.h"
 #include "dtrain/data/partition.h"
+#include "dtrain/data/synthetic.h"
 #include "dtrain/train/trainer.h"
 
 namespace {
 
 using namespace dtrain;
-
-Dataset hashed_rows(std::size_t rows, std::size_t cols, std::size_t nnz, std::uint64_t seed) {
-  Dataset d = Dataset::sparse(cols);
-  std::uint64_t state = seed;
-  const auto next = [&state] {
-    state = mix64(state + 0x9e3779b97f4a7c15ULL);
-    return state;
-  };
-  const auto weight = [seed](std::uint32_t j) {
-    return static_cast<double>(mix64(seed ^ (j * 0x100000001b3ULL)) >> 11) * 0x1.0p-53 - 0.5;
-  };
-  std::vector<std::uint32_t> idx;
-  std::vector<float> val;
-  for (std::size_t r = 0; r < rows; ++r) {
-    idx.clear();
-    while (idx.size() < nnz) {
-      const std::uint64_t h = next();
-      const auto j = static_cast<std::uint32_t>((h & 1) ? (h >> 8) % 1024 : (h >> 8) % cols);
-      if (std::find(idx.begin(), idx.end(), j) == idx.end()) idx.push_back(j);
-    }
-    std::sort(idx.begin(), idx.end());
-    val.assign(idx.size(), 1.0f);  // one-hot categories
-    double score = 0.0;
-    for (const std::uint32_t j : idx) score += weight(j);
-    const bool flip = next() % 10 == 0;
-    d.add_sparse_row(idx, val, (score > 0) != flip ? 1.0f : 0.0f, r);
-  }
-  return d;
-}
 
 struct Run {
   double samples_per_s = 0.0;   // harmonic mean over the epochs
@@ -117,7 +90,14 @@ int main(int argc, char** argv) {
   }
   nnz = std::min(nnz, cols);
 
-  const Dataset data = hashed_rows(rows, cols, nnz, 7);
+  SyntheticSparseSpec spec;
+  spec.rows = rows;
+  spec.cols = cols;
+  spec.nnz = nnz;
+  spec.common = 1024;
+  spec.one_hot = true;
+  spec.seed = 7;
+  const Dataset data = synthetic_sparse_rows(spec);
   std::string command;
   for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
   std::printf("# command: %s\n", command.c_str());

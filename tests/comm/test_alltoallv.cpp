@@ -2,6 +2,8 @@
 // threads backend) and the variable-size allgather.
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "dtrain/comm/threads.h"
 #include "dtrain/error.h"
 
@@ -95,43 +97,31 @@ TEST(AllgathervTest, EveryRanksBlockArrivesInRankOrder) {
   }
 }
 
-TEST(AllgathervTest, WrongCountsAreRejectedOnEveryRank) {
+// Two ranks call allgatherv, each with its own counts and a send block of
+// `sends[rank]` elements.
+void allgatherv_with(const std::vector<std::size_t>& counts0,
+                     const std::vector<std::size_t>& counts1, std::array<std::size_t, 2> sends) {
   ThreadsOptions opts;
   opts.workers = 2;
+  run_threads(opts, [&](Communicator& comm) {
+    const auto& counts = comm.rank() == 0 ? counts0 : counts1;
+    std::vector<float> send(sends[static_cast<std::size_t>(comm.rank())]);
+    std::vector<float> recv(counts[0] + counts[1]);
+    comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
+                    std::span<const std::size_t>(counts));
+  });
+}
+
+TEST(AllgathervTest, WrongCountsAreRejectedOnEveryRank) {
   // Rank 0's block is not the size its count says.
-  EXPECT_THROW(run_threads(opts,
-                           [](Communicator& comm) {
-                             std::vector<float> send(2), recv(3);
-                             const std::vector<std::size_t> counts{1, 2};
-                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
-                                             std::span<const std::size_t>(counts));
-                           }),
-               CommError);
+  EXPECT_THROW(allgatherv_with({1, 2}, {1, 2}, {2, 2}), CommError);
   // Ranks that disagree on the counts but not on their sum: still a
   // mismatch, before anyone reads past a peer's block.
-  EXPECT_THROW(run_threads(opts,
-                           [](Communicator& comm) {
-                             const std::vector<std::size_t> counts =
-                                 comm.rank() == 0 ? std::vector<std::size_t>{2, 3}
-                                                  : std::vector<std::size_t>{3, 2};
-                             std::vector<float> send(counts[comm.rank()]);
-                             std::vector<float> recv(5);
-                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
-                                             std::span<const std::size_t>(counts));
-                           }),
-               CommError);
-  // Ranks that disagree on the counts: a collective mismatch, not a hang.
-  EXPECT_THROW(run_threads(opts,
-                           [](Communicator& comm) {
-                             const std::vector<std::size_t> counts =
-                                 comm.rank() == 0 ? std::vector<std::size_t>{1, 1}
-                                                  : std::vector<std::size_t>{1, 2};
-                             std::vector<float> send(counts[comm.rank()]);
-                             std::vector<float> recv(counts[0] + counts[1]);
-                             comm.allgatherv(std::span<const float>(send), std::span<float>(recv),
-                                             std::span<const std::size_t>(counts));
-                           }),
-               CommError);
+  EXPECT_THROW(allgatherv_with({2, 3}, {3, 2}, {2, 2}), CommError);
+  // Ranks that disagree on the counts and their sum.
+  EXPECT_THROW(allgatherv_with({1, 1}, {1, 2}, {1, 2}), CommError);
+  // Agreeing counts work.
+  EXPECT_NO_THROW(allgatherv_with({2, 3}, {2, 3}, {2, 3}));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "dtrain/data/distributed_loader.h"
 #include "dtrain/data/partition.h"
 #include "dtrain/data/readers.h"
+#include "dtrain/data/synthetic.h"
 #include "dtrain/error.h"
 #include "dtrain/train/trainer.h"
 #include "train_on.h"
@@ -69,38 +70,13 @@ TEST(SparseLogistic, MatchesTheDenseModelOnHeartScale) {
   EXPECT_NEAR(sparse_result.history.back().train->at("accuracy"), 0.84444, 0.005);
 }
 
-// Rows with `nnz` distinct features out of `cols` (a few features shared by
-// many rows, most rare, as hashed categorical data is), labelled by a hidden
-// sparse weight vector with 10% of the labels flipped.
 Dataset sparse_rows(std::size_t rows, std::size_t cols, std::size_t nnz, std::uint64_t seed) {
-  Dataset d = Dataset::sparse(cols);
-  std::uint64_t state = seed;
-  const auto next = [&state] {
-    state = mix64(state + 0x9e3779b97f4a7c15ULL);
-    return state;
-  };
-  const auto weight = [seed](std::uint32_t j) {
-    return static_cast<double>(mix64(seed ^ (j * 0x100000001b3ULL)) >> 11) * 0x1.0p-53 - 0.5;
-  };
-  for (std::size_t r = 0; r < rows; ++r) {
-    std::vector<std::uint32_t> idx;
-    while (idx.size() < nnz) {
-      // Half of the draws from the first 64 columns.
-      const std::uint64_t h = next();
-      const auto j = static_cast<std::uint32_t>((h & 1) ? (h >> 8) % 64 : (h >> 8) % cols);
-      if (std::find(idx.begin(), idx.end(), j) == idx.end()) idx.push_back(j);
-    }
-    std::sort(idx.begin(), idx.end());
-    std::vector<float> val;
-    double score = 0.0;
-    for (const std::uint32_t j : idx) {
-      val.push_back(static_cast<float>(0.5 + static_cast<double>(next() >> 11) * 0x1.0p-53));
-      score += weight(j) * val.back();
-    }
-    const bool flip = next() % 10 == 0;
-    d.add_sparse_row(idx, val, (score > 0) != flip ? 1.0f : 0.0f, r);
-  }
-  return d;
+  SyntheticSparseSpec spec;
+  spec.rows = rows;
+  spec.cols = cols;
+  spec.nnz = nnz;
+  spec.seed = seed;
+  return synthetic_sparse_rows(spec);
 }
 
 std::uint64_t bytes_sent(const TrainResult& result) {
