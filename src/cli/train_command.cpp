@@ -284,11 +284,6 @@ Job plan_job(TrainOptions& o, int workers, std::string backend) {
         "--measure-speed partitions the data itself; a shard directory is split "
         "already");
   }
-  if (job.from_shards && job.config.schedule == Schedule::kMasterWorker) {
-    throw ConfigError(
-        "shard directories hold one shard per rank; master-worker training reads "
-        "the file itself");
-  }
   if (job.from_shards) {
     const ShardManifest manifest = read_manifest(o.data.path);
     job.data_path = o.data.path;
@@ -372,8 +367,12 @@ void run_worker(Communicator& comm, const TrainOptions& o, const Job& job) {
     }
   }
   const Partitioner& partitioner = measured ? *measured : *job.partitioner;
+  // Master-worker: the servers (the first ranks) hold no rows, so shard k
+  // goes to worker rank servers + k.
+  const auto first_worker = static_cast<std::uint32_t>(
+      job.config.schedule == Schedule::kMasterWorker ? job.config.servers : 0);
   const Dataset shard = job.from_shards
-                            ? load_shard(comm, job.data_path, job.load)
+                            ? load_shard(comm, job.data_path, job.load, first_worker)
                             : load_partitioned(comm, job.data_path, job.load, partitioner);
   // The test set is only evaluated: contiguous ranges balance it best.
   std::optional<Dataset> test_shard;

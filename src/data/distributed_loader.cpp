@@ -637,17 +637,26 @@ bool is_shard_directory(const std::string& path) {
          std::filesystem::is_regular_file(std::filesystem::path(path) / "manifest.json", ec);
 }
 
-Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options) {
+Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options,
+                   std::uint32_t first_rank) {
   const ShardManifest manifest = read_manifest(dir);
-  if (manifest.parts != static_cast<std::uint64_t>(comm.size())) {
+  const auto rank = static_cast<std::uint32_t>(comm.rank());
+  const auto size = static_cast<std::uint32_t>(comm.size());
+  if (first_rank >= size) {
+    throw ConfigError(dir + ": " + std::to_string(first_rank) +
+                      " ranks without rows leave none of the " + std::to_string(size) +
+                      " to read the shards");
+  }
+  if (manifest.parts != static_cast<std::uint64_t>(size - first_rank)) {
     throw ConfigError(dir + ": has " + std::to_string(manifest.parts) + " shards but the job has " +
-                      std::to_string(comm.size()) + " workers");
+                      std::to_string(size - first_rank) + " workers");
   }
   const std::string wanted = format_name(options.format);
   if (manifest.format != wanted) {
     throw ConfigError(dir + ": holds " + manifest.format + " shards, not " + wanted);
   }
-  const auto part = static_cast<std::uint32_t>(comm.rank());
+  const bool holds_rows = rank >= first_rank;
+  const std::uint32_t part = holds_rows ? rank - first_rank : 0;
   detail::VerifiedShard shard = detail::load_verified_shard(dir, manifest, part);
   Dataset data;
   if (options.format == FileFormat::kCsv) {
@@ -673,6 +682,7 @@ Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions
     }
   }
   data.set_row_ids(std::move(shard.ids));
+  if (!holds_rows) data = data.subset({});
   // LibSVM shards need not mention the last columns; every rank gets the
   // widest, as from load_partitioned.
   std::uint64_t cols = data.cols();

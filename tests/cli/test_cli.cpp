@@ -549,6 +549,39 @@ TEST_F(CliTest, BalanceGivesASlowWorkerFewerRows) {
                  {"--balance", "mini-batch"});
 }
 
+// Master-worker from a shard directory: the servers hold no rows, worker k
+// reads shard k, and the model equals training from the file partitioned
+// the same way.
+TEST_F(CliTest, MasterWorkerTrainsFromAShardDirectory) {
+  ASSERT_EQ(
+      run("partition --data " + kData + "diabetes.csv --parts 2 --partition hash --out shards")
+          .status,
+      0);
+  const std::string train =
+      " --label target --model linear --standardize --optimizer sgd --batch-size 8 --lr 0.02 "
+      "--epochs 5 --workers 2 --schedule master-worker --servers 1 --sync bsp --partition hash "
+      "--quiet";
+  const CliRun from_shards = run("train --data shards" + train + " --out s.model");
+  ASSERT_EQ(from_shards.status, 0) << from_shards.err;
+  const CliRun from_file = run("train --data " + kData + "diabetes.csv" + train + " --out f.model");
+  ASSERT_EQ(from_file.status, 0) << from_file.err;
+  const auto params = [this](const char* model) {
+    const CliRun r = run(std::string("inspect ") + model + " --json");
+    EXPECT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    return std::make_pair(j["weights"], j["intercept"]);
+  };
+  const auto shards = params("s.model");
+  EXPECT_EQ(shards.first.size(), 10u);          // diabetes: 10 features
+  EXPECT_NE(shards.second.get<double>(), 0.0);  // trained
+  EXPECT_EQ(shards, params("f.model"));
+  // Two shards need two workers besides the servers.
+  expect_failure(
+      "train --data shards --label target --model linear --optimizer sgd "
+      "--workers 1 --schedule master-worker --servers 1 --out x.model",
+      {"2 shards", "1 workers"});
+}
+
 // Range shards sized by measured speed: a worker slowed 4x gets a much
 // smaller share, and the speeds are recorded with the model.
 TEST_F(CliTest, MeasuredSpeedWeightsRangePartitions) {

@@ -85,6 +85,13 @@ bool is_shard_directory(const std::string& path);
 // The shards must be in options.format (ConfigError otherwise); a shard may be
 // empty; LibSVM data gets the widest shard's column count on every rank, as
 // load_partitioned gives it.
-Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options);
+//
+// With first_rank > 0 (master-worker: ranks below it are parameter servers
+// and train on nothing), rank r >= first_rank reads shard r - first_rank,
+// the part count must equal comm.size() - first_rank, and the ranks below
+// read shard 0 for its columns (a CSV header, feature names) and keep none
+// of its rows.
+Dataset load_shard(Communicator& comm, const std::string& dir, const LoadOptions& options,
+                   std::uint32_t first_rank = 0);
 
 }  // namespace dtrain
