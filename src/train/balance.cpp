@@ -9,6 +9,16 @@
 
 namespace dtrain {
 
+namespace {
+
+// The floor split_batch gives each of `active` workers: floor_rows, at least
+// 1, at most an even split.
+std::size_t applied_floor(std::size_t global_batch, std::size_t floor_rows, std::size_t active) {
+  return active == 0 ? 0 : std::min(std::max<std::size_t>(floor_rows, 1), global_batch / active);
+}
+
+}  // namespace
+
 std::vector<std::size_t> split_batch(std::size_t global_batch, std::span<const double> weights,
                                      std::size_t floor_rows) {
   const std::size_t n = weights.size();
@@ -25,7 +35,7 @@ std::vector<std::size_t> split_batch(std::size_t global_batch, std::span<const d
     }
     return shares;
   }
-  const std::size_t floor = std::min(std::max<std::size_t>(floor_rows, 1), global_batch / active);
+  const std::size_t floor = applied_floor(global_batch, floor_rows, active);
   // Workers whose proportional share falls below the floor are held at it,
   // and the others share the rest in proportion, until none falls below.
   std::vector<bool> held(n, false);
@@ -96,19 +106,15 @@ std::vector<std::size_t> split_batch(std::size_t global_batch, std::span<const d
 
 BatchBalancer::BatchBalancer(std::size_t global_batch, std::size_t floor_rows,
                              std::vector<bool> has_rows)
-    : global_batch_(global_batch),
-      floor_rows_(floor_rows),
-      has_rows_(std::move(has_rows)),
-      target_(has_rows_.size(), 0.0) {
+    : global_batch_(global_batch), has_rows_(std::move(has_rows)), target_(has_rows_.size(), 0.0) {
   std::vector<double> weights(has_rows_.size(), 0.0);
-  std::size_t active = 0;
-  for (std::size_t r = 0; r < weights.size(); ++r) {
-    weights[r] = has_rows_[r] ? 1.0 : 0.0;
-    active += has_rows_[r] ? 1 : 0;
-  }
-  effective_floor_ =
-      active == 0 ? 0 : std::min(std::max<std::size_t>(floor_rows_, 1), global_batch_ / active);
-  shares_ = split_batch(global_batch_, weights, floor_rows_);
+  for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = has_rows_[r] ? 1.0 : 0.0;
+  // The workers with rows are the ones of positive weight, here and in
+  // every later split, so the floor split_batch applies never changes.
+  const auto active =
+      static_cast<std::size_t>(std::count(has_rows_.begin(), has_rows_.end(), true));
+  floor_ = applied_floor(global_batch_, floor_rows, active);
+  shares_ = split_batch(global_batch_, weights, floor_);
   for (std::size_t r = 0; r < shares_.size(); ++r) target_[r] = static_cast<double>(shares_[r]);
 }
 
@@ -140,11 +146,11 @@ void BatchBalancer::update(std::span<const double> seconds, std::span<const doub
     total += target_[r];
   }
   for (double& t : target_) t *= static_cast<double>(global_batch_) / total;
-  shares_ = split_batch(global_batch_, target_, floor_rows_);
+  shares_ = split_batch(global_batch_, target_, floor_);
   // A worker held at the floor keeps the floor as its target, so that it
   // climbs back from there as soon as it is fast enough.
   for (std::size_t r = 0; r < shares_.size(); ++r) {
-    if (has_rows_[r]) target_[r] = std::max(target_[r], static_cast<double>(effective_floor_));
+    if (has_rows_[r]) target_[r] = std::max(target_[r], static_cast<double>(floor_));
   }
 }
 

@@ -256,6 +256,8 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
   std::optional<RowStream> stream;
   std::optional<BatchBalancer> balancer;
   std::vector<double> step_times(2 * workers, 0.0);  // [seconds, rows] per worker
+  std::vector<double> worker_seconds(workers, 0.0);
+  std::vector<double> worker_rows(workers, 0.0);
   if (config.balance) {
     const std::size_t global_batch = config.batch_size * workers;
     steps_per_epoch = (setup.global_train_rows + global_batch - 1) / global_batch;
@@ -328,12 +330,11 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
           const std::array<double, 2> mine{compute_seconds, static_cast<double>(batch.size())};
           comm.allgather(std::span<const double>(mine), std::span<double>(step_times));
           counters.wait_s += seconds_since(t0);
-          std::vector<double> seconds(workers), rows(workers);
           for (std::size_t r = 0; r < workers; ++r) {
-            seconds[r] = step_times[2 * r];
-            rows[r] = step_times[2 * r + 1];
+            worker_seconds[r] = step_times[2 * r];
+            worker_rows[r] = step_times[2 * r + 1];
           }
-          balancer->update(seconds, rows);
+          balancer->update(worker_seconds, worker_rows);
         }
         lr = schedule.at_step(epoch, step, steps_per_epoch);
         LocalStep<T> local;

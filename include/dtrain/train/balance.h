@@ -53,8 +53,7 @@ class BatchBalancer {
 
  private:
   std::size_t global_batch_;
-  std::size_t floor_rows_;
-  std::size_t effective_floor_ = 0;  // floor_rows_ as split_batch applies it
+  std::size_t floor_ = 0;  // floor_rows as split_batch applies it
   std::vector<bool> has_rows_;
   std::vector<double> target_;  // fractional shares, adding up to global_batch
   std::vector<std::size_t> shares_;
