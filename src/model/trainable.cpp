@@ -8,6 +8,7 @@
 
 #include "dtrain/error.h"
 #include "dtrain/util/aligned_vector.h"
+#include "dtrain/util/distinct_indices.h"
 
 namespace dtrain {
 
@@ -93,17 +94,11 @@ class LinearTrainable final : public TrainableModel<double> {
     out.clear();
     if (rows.empty()) return;
     const std::size_t intercept = arch_.features;
-    if (seen_.size() != intercept + 1) seen_.assign(intercept + 1, 0);
+    touched_.start(intercept, out);
     for (const std::size_t r : rows) {
-      for (const std::uint32_t j : data.row(r).indices) {
-        assert(j < intercept);
-        if (seen_[j] == 0) {
-          seen_[j] = 1;
-          out.push_back(j);
-        }
-      }
+      for (const std::uint32_t j : data.row(r).indices) touched_.add(j);
     }
-    for (const std::size_t j : out) seen_[j] = 0;
+    touched_.finish();
     out.push_back(intercept);
   }
 
@@ -121,7 +116,7 @@ class LinearTrainable final : public TrainableModel<double> {
  private:
   ModelArchitecture arch_;
   std::unique_ptr<Model> model_;
-  std::vector<std::uint8_t> seen_;  // touched_params(): a mark per feature, clear between calls
+  DistinctIndices touched_;  // touched_params()
 };
 
 // ---- networks --------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "dtrain/error.h"
 #include "dtrain/sync/strategy.h"
 #include "dtrain/util/aligned_vector.h"
+#include "dtrain/util/distinct_indices.h"
 
 namespace dtrain {
 
@@ -259,16 +260,9 @@ class ShardedBsp final : public SyncStrategy<T> {
     // The union in order of first appearance (rank by rank): the same list
     // on every rank, without sorting.
     t0 = Clock::now();
-    if (seen_.size() != params.size()) seen_.assign(params.size(), 0);
-    union_.clear();
-    for (const std::size_t j : gathered_) {
-      assert(j < params.size());
-      if (seen_[j] == 0) {
-        seen_[j] = 1;
-        union_.push_back(j);
-      }
-    }
-    for (const std::size_t j : union_) seen_[j] = 0;
+    distinct_.start(params.size(), union_);
+    for (const std::size_t j : gathered_) distinct_.add(j);
+    distinct_.finish();
     indices = union_;
     gather_values(local.grad, indices);
     const std::size_t m = indices.size();
@@ -302,13 +296,13 @@ class ShardedBsp final : public SyncStrategy<T> {
   std::unique_ptr<Updater<T>> slice_updater_;
   std::unique_ptr<Updater<T>> tail_updater_;
   AlignedVector<T> slice_grad_;
-  // Sparse steps: every rank's index count and indices, their union, a mark
-  // per parameter for building it (all clear between steps), and the
-  // gradient sums over the union followed by the loss and the row count.
+  // Sparse steps: every rank's index count and indices, their union (and
+  // what builds it), and the gradient sums over the union followed by the
+  // loss and the row count.
   std::vector<std::size_t> counts_;
   std::vector<std::size_t> gathered_;
   std::vector<std::size_t> union_;
-  std::vector<std::uint8_t> seen_;
+  DistinctIndices distinct_;
   std::vector<T> values_;
 };
 
