@@ -1,11 +1,10 @@
 // bench_network: single-thread training throughput of Network<float> on a
 // 784-256-128-10 ReLU MLP with softmax cross-entropy (the Fashion-MNIST
-// model), batch 128: one accumulate_gradient call (forward, loss, backward)
-// per batch. Beside it, the same eight sgemm calls alone on the same shapes,
-// so that the time spent outside GEMM (bias, activations, softmax, column
-// sums) is visible. GFLOP/s counts 2 flops per multiply-add of those GEMMs:
-// forward X W^T, weight gradients dZ^T X, and input gradients dZ W for every
-// layer but the first.
+// model), batch 128: one compute_gradient call (forward, loss, backward,
+// writing the gradient as the trainer does) per batch. Beside it, the same eight sgemm calls alone
+// on the same shapes, so that the time spent outside GEMM (bias, activations, softmax, column sums)
+// is visible. GFLOP/s counts 2 flops per multiply-add of those GEMMs: forward X W^T, weight
+// gradients dZ^T X, and input gradients dZ W for every layer but the first.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -63,7 +62,7 @@ int main(int argc, char** argv) {
   int samples = 7;
   double min_sample_ms = 200;
   bool quick = false;
-  app.add_option("--batch", batch, "rows per accumulate_gradient call")->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch, "rows per compute_gradient call")->check(CLI::PositiveNumber);
   app.add_option("--samples", samples, "timed samples (median reported)")
       ->check(CLI::PositiveNumber);
   app.add_option("--min-sample-ms", min_sample_ms, "calls are repeated to fill a sample")
@@ -95,7 +94,7 @@ int main(int argc, char** argv) {
   for (float& y : labels) y = static_cast<float>(rng() % spec.outputs);
 
   double loss = 0;
-  const auto step = [&] { loss = net.accumulate_gradient(params, x, batch, labels, grad); };
+  const auto step = [&] { loss = net.compute_gradient(params, x, batch, labels, grad); };
 
   // The network's GEMMs alone, on buffers of the same shapes.
   const auto layers = net.layers();
@@ -119,7 +118,7 @@ int main(int argc, char** argv) {
     for (std::size_t l = layers.size(); l-- > 0;) {
       const auto& L = layers[l];
       sgemm(Transpose::kYes, Transpose::kNo, L.out, L.in, batch, 1.0f,
-            std::span<const float>(dz).first(batch * L.out), L.out, inputs[l], L.in, 1.0f,
+            std::span<const float>(dz).first(batch * L.out), L.out, inputs[l], L.in, 0.0f,
             std::span(grad).subspan(L.weight_offset, L.in * L.out), L.in);
       if (l > 0) {
         sgemm(Transpose::kNo, Transpose::kNo, batch, L.in, L.out, 1.0f,
@@ -134,7 +133,7 @@ int main(int argc, char** argv) {
   std::string command = argv[0];
   for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
   std::printf(
-      "# bench_network: Network<float>::accumulate_gradient, 784-256-128-10 relu, "
+      "# bench_network: Network<float>::compute_gradient, 784-256-128-10 relu, "
       "softmax cross-entropy, 1 thread\n");
   std::printf("# command: %s\n", command.c_str());
   std::printf("# machine: %s, nproc=%u\n", cpu_model().c_str(),
@@ -145,7 +144,7 @@ int main(int argc, char** argv) {
   std::printf("# GFLOP/s: %.1f MFLOP per batch (2 x MACs of forward, dW and dX GEMMs)\n",
               flops / 1e6);
   std::printf("%-18s %8s %12s %14s %10s\n", "what", "batch", "ms/batch", "samples/s", "GFLOP/s");
-  std::printf("%-18s %8zu %12.3f %14.0f %10.1f\n", "accumulate_grad", batch, net_s * 1e3,
+  std::printf("%-18s %8zu %12.3f %14.0f %10.1f\n", "compute_grad", batch, net_s * 1e3,
               static_cast<double>(batch) / net_s, flops / net_s / 1e9);
   std::printf("%-18s %8zu %12.3f %14.0f %10.1f\n", "gemm calls only", batch, gemm_s * 1e3,
               static_cast<double>(batch) / gemm_s, flops / gemm_s / 1e9);

@@ -130,15 +130,18 @@ void gemm_forward(std::span<const In> x, std::size_t rows, std::size_t in,
 }
 
 // gw[out x in] += dz[rows x out]^T * x[rows x in]
+// gw[out x in] = dz^T x, added to gw unless `overwrite`.
 void gemm_weight_grad(std::span<const float> dz, std::size_t rows, std::size_t out,
-                      std::span<const float> x, std::size_t in, std::span<float> gw) {
-  kernels::sgemm(Transpose::kYes, Transpose::kNo, out, in, rows, 1.0f, dz, out, x, in, 1.0f, gw,
-                 in);
+                      std::span<const float> x, std::size_t in, std::span<float> gw,
+                      bool overwrite) {
+  kernels::sgemm(Transpose::kYes, Transpose::kNo, out, in, rows, 1.0f, dz, out, x, in,
+                 overwrite ? 0.0f : 1.0f, gw, in);
 }
 
 template <class In>
 void gemm_weight_grad(std::span<const double> dz, std::size_t rows, std::size_t out,
-                      std::span<const In> x, std::size_t in, std::span<double> gw) {
+                      std::span<const In> x, std::size_t in, std::span<double> gw, bool overwrite) {
+  if (overwrite) std::fill(gw.begin(), gw.end(), 0.0);
   for (std::size_t r = 0; r < rows; ++r) {
     for (std::size_t o = 0; o < out; ++o) {
       const double d = dz[r * out + o];
@@ -214,9 +217,10 @@ void multiply_by_derivative(std::span<T> d, std::span<const T> a, Activation act
 
 // gb[j] += sum over rows of dz[r][j]
 template <class T>
-void add_column_sums(std::span<const T> dz, std::size_t rows, std::span<T> gb) {
+void add_column_sums(std::span<const T> dz, std::size_t rows, std::span<T> gb, bool overwrite) {
   const std::size_t n = gb.size();
   T* g = gb.data();
+  if (overwrite) std::fill(gb.begin(), gb.end(), T(0));
   for (std::size_t r = 0; r < rows; ++r) {
     const T* row = dz.data() + r * n;
     for (std::size_t j = 0; j < n; ++j) g[j] += row[j];
@@ -394,6 +398,19 @@ template <class T>
 double Network<T>::accumulate_gradient(std::span<const T> params, std::span<const float> x,
                                        std::size_t rows, std::span<const float> labels,
                                        std::span<T> grad) {
+  return gradient(params, x, rows, labels, grad, false);
+}
+
+template <class T>
+double Network<T>::compute_gradient(std::span<const T> params, std::span<const float> x,
+                                    std::size_t rows, std::span<const float> labels,
+                                    std::span<T> grad) {
+  return gradient(params, x, rows, labels, grad, true);
+}
+
+template <class T>
+double Network<T>::gradient(std::span<const T> params, std::span<const float> x, std::size_t rows,
+                            std::span<const float> labels, std::span<T> grad, bool overwrite) {
   check_sizes(params, x, rows);
   if (labels.size() != rows || grad.size() != num_params_) {
     throw std::invalid_argument("Network::accumulate_gradient: " + std::to_string(labels.size()) +
@@ -402,7 +419,10 @@ double Network<T>::accumulate_gradient(std::span<const T> params, std::span<cons
                                 std::to_string(num_params_) + " parameters");
   }
   check_labels(labels, spec_);
-  if (rows == 0) return 0.0;
+  if (rows == 0) {
+    if (overwrite) std::fill(grad.begin(), grad.end(), T(0));
+    return 0.0;
+  }
   reserve_rows(rows);
 
   // The output layer's linear outputs go straight into the delta buffer,
@@ -444,12 +464,12 @@ double Network<T>::accumulate_gradient(std::span<const T> params, std::span<cons
     const std::span<const T> dz = std::span<const T>(delta_).first(rows * layer.out);
     const auto grad_weights = grad.subspan(layer.weight_offset, layer.in * layer.out);
     if (l == 0) {
-      gemm_weight_grad(dz, rows, layer.out, x, layer.in, grad_weights);
+      gemm_weight_grad(dz, rows, layer.out, x, layer.in, grad_weights, overwrite);
     } else {
       const std::span<const T> in = std::span<const T>(hidden_[l - 1]).first(rows * layer.in);
-      gemm_weight_grad(dz, rows, layer.out, in, layer.in, grad_weights);
+      gemm_weight_grad(dz, rows, layer.out, in, layer.in, grad_weights, overwrite);
     }
-    add_column_sums(dz, rows, grad.subspan(layer.bias_offset, layer.out));
+    add_column_sums(dz, rows, grad.subspan(layer.bias_offset, layer.out), overwrite);
     // The first layer's input gradient would be d loss / d x: never needed.
     if (l == 0) break;
     const std::span<T> dx = std::span<T>(delta_next_).first(rows * layer.in);

@@ -168,6 +168,16 @@ class NetworkTrainable final : public TrainableModel<T> {
     return net_.accumulate_gradient(params, x_, rows.size(), labels_, grad);
   }
 
+  double compute_gradient(std::span<const T> params, const Dataset& data,
+                          std::span<const std::size_t> rows, std::span<T> grad) override {
+    if (rows.empty()) {
+      std::fill(grad.begin(), grad.end(), T{0});
+      return 0.0;
+    }
+    gather_rows(data, rows, arch_.features, x_, labels_);
+    return net_.compute_gradient(params, x_, rows.size(), labels_, grad);
+  }
+
   std::vector<std::pair<std::size_t, std::size_t>> penalized_ranges() const override {
     std::vector<std::pair<std::size_t, std::size_t>> ranges;
     for (const DenseLayout& layer : net_.layers()) {

@@ -54,7 +54,7 @@ class Adam final : public BasicOptimizer<T> {
     return to_string(decoupled_decay_ ? OptimizerKind::kAdamW : OptimizerKind::kAdam);
   }
 
-  void step(std::span<T> params, std::span<const T> grad, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
     assert(params.size() == grad.size());
     ensure_state(first_moment_, params.size());
     ensure_state(second_moment_, params.size());
@@ -77,8 +77,9 @@ class Adam final : public BasicOptimizer<T> {
     T* v = second_moment_.data();
     const std::size_t n = params.size();
     for (std::size_t i = 0; i < n; ++i) {
-      m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
-      v[i] = beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
+      const T gi = g[i] * grad_scale;
+      m[i] = beta1 * m[i] + one_minus_beta1 * gi;
+      v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
       const T denominator = std::sqrt(v[i]) * inv_sqrt_bias_correction2 + eps;
       p[i] = decay_factor * p[i] - step_size * m[i] / denominator;
     }
@@ -102,7 +103,7 @@ class AdaGrad final : public BasicOptimizer<T> {
 
   std::string name() const override { return to_string(OptimizerKind::kAdaGrad); }
 
-  void step(std::span<T> params, std::span<const T> grad, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
     assert(params.size() == grad.size());
     ensure_state(sum_of_squares_, params.size());
     const T rate = static_cast<T>(lr);
@@ -112,8 +113,9 @@ class AdaGrad final : public BasicOptimizer<T> {
     T* s = sum_of_squares_.data();
     const std::size_t n = params.size();
     for (std::size_t i = 0; i < n; ++i) {
-      s[i] += g[i] * g[i];
-      p[i] -= rate * g[i] / (std::sqrt(s[i]) + eps);
+      const T gi = g[i] * grad_scale;
+      s[i] += gi * gi;
+      p[i] -= rate * gi / (std::sqrt(s[i]) + eps);
     }
   }
 
@@ -149,7 +151,7 @@ class RmsProp final : public BasicOptimizer<T> {
 
   std::string name() const override { return to_string(OptimizerKind::kRmsProp); }
 
-  void step(std::span<T> params, std::span<const T> grad, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
     assert(params.size() == grad.size());
     ensure_state(mean_square_, params.size());
     const T rate = static_cast<T>(lr);
@@ -161,8 +163,9 @@ class RmsProp final : public BasicOptimizer<T> {
     T* v = mean_square_.data();
     const std::size_t n = params.size();
     for (std::size_t i = 0; i < n; ++i) {
-      v[i] = alpha * v[i] + one_minus_alpha * g[i] * g[i];
-      p[i] -= rate * g[i] / (std::sqrt(v[i]) + eps);
+      const T gi = g[i] * grad_scale;
+      v[i] = alpha * v[i] + one_minus_alpha * gi * gi;
+      p[i] -= rate * gi / (std::sqrt(v[i]) + eps);
     }
   }
 
@@ -219,13 +222,14 @@ void OptimizerConfig::validate() const {
 }
 
 template <class T>
-void BasicGradientDescent<T>::step(std::span<T> params, std::span<const T> grad, double lr) {
+void BasicGradientDescent<T>::update(std::span<T> params, std::span<const T> grad, T grad_scale,
+                                     double lr) {
   assert(params.size() == grad.size());
   const T rate = static_cast<T>(lr);
   T* p = params.data();
   const T* g = grad.data();
   const std::size_t n = params.size();
-  for (std::size_t i = 0; i < n; ++i) p[i] -= rate * g[i];
+  for (std::size_t i = 0; i < n; ++i) p[i] -= rate * (g[i] * grad_scale);
 }
 
 template <class T>
@@ -253,7 +257,8 @@ BasicMomentumSgd<T>::BasicMomentumSgd(double momentum, bool nesterov)
 }
 
 template <class T>
-void BasicMomentumSgd<T>::step(std::span<T> params, std::span<const T> grad, double lr) {
+void BasicMomentumSgd<T>::update(std::span<T> params, std::span<const T> grad, T grad_scale,
+                                 double lr) {
   assert(params.size() == grad.size());
   ensure_state(velocity_, params.size());
   const T rate = static_cast<T>(lr);
@@ -265,12 +270,13 @@ void BasicMomentumSgd<T>::step(std::span<T> params, std::span<const T> grad, dou
   // Two loops rather than a branch per element, so each vectorises.
   if (nesterov_) {
     for (std::size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + g[i];
-      p[i] -= rate * (g[i] + mu * v[i]);
+      const T gi = g[i] * grad_scale;
+      v[i] = mu * v[i] + gi;
+      p[i] -= rate * (gi + mu * v[i]);
     }
   } else {
     for (std::size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + g[i];
+      v[i] = mu * v[i] + g[i] * grad_scale;
       p[i] -= rate * v[i];
     }
   }

@@ -195,8 +195,8 @@ class ShardedBsp final : public SyncStrategy<T> {
     const std::span<T> my_params = params.subspan(begin, slice);
     const std::span<T> tail_params = params.subspan(sliced);
     const std::span<T> tail_grad = local.grad.subspan(sliced, p - sliced);
-    slice_updater_->prepare(my_params, slice_grad_, rows);
-    tail_updater_->prepare(tail_params, tail_grad, rows);
+    const T slice_scale = slice_updater_->prepare(my_params, slice_grad_, rows);
+    const T tail_scale = tail_updater_->prepare(tail_params, tail_grad, rows);
     double norm = 0.0;
     if (updater_->clips()) {
       double sum = sum_of_squares<T>(slice_grad_);
@@ -208,8 +208,8 @@ class ShardedBsp final : public SyncStrategy<T> {
       t0 = Clock::now();
       norm = std::sqrt(sum + sum_of_squares<T>(tail_grad));
     }
-    slice_updater_->descend(my_params, slice_grad_, local.lr, norm);
-    tail_updater_->descend(tail_params, tail_grad, local.lr, norm);
+    slice_updater_->descend(my_params, slice_grad_, slice_scale, local.lr, norm);
+    tail_updater_->descend(tail_params, tail_grad, tail_scale, local.lr, norm);
     counters.compute_s += seconds_since(t0);
 
     t0 = Clock::now();

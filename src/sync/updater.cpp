@@ -42,9 +42,10 @@ std::unique_ptr<Updater<T>> Updater<T>::for_slice(std::size_t begin, std::size_t
 }
 
 template <class T>
-void Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows) const {
+T Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows) const {
   assert(params.size() == grad.size() && rows > 0);
   const T inv_rows = static_cast<T>(1.0 / rows);
+  if (l2_ == 0.0 && clip_norm_ <= 0) return inv_rows;
   for (T& g : grad) g *= inv_rows;
   if (l2_ != 0.0) {
     const T factor = static_cast<T>(l2_);
@@ -52,13 +53,17 @@ void Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double ro
       for (std::size_t j = begin; j < end; ++j) grad[j] += factor * params[j];
     }
   }
+  return T{1};
 }
 
 template <class T>
-void Updater<T>::descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm) {
+void Updater<T>::descend(std::span<T> params, std::span<T> grad, T grad_scale, double lr,
+                         double grad_norm) {
   assert(params.size() == grad.size());
+  // Clipping needs the gradient itself, so prepare() scaled it in place.
+  assert(clip_norm_ <= 0 || grad_scale == T{1});
   if (clip_norm_ > 0) clip_to_norm(grad, grad_norm, clip_norm_);
-  optimizer_->step(params, grad, lr);
+  optimizer_->step_scaled(params, grad, grad_scale, lr);
 }
 
 template <class T>
@@ -69,9 +74,9 @@ double Updater<T>::apply(std::span<T> params, std::span<T> grad, double rows, do
   // worker rank order, so that master-worker bsp equals the allreduce path
   // bit for bit.
   const double penalty = l2_penalty<T>(params, penalized_, l2_);
-  prepare(params, grad, rows);
+  const T scale = prepare(params, grad, rows);
   const double norm = clips() ? std::sqrt(sum_of_squares<T>(grad)) : 0.0;
-  descend(params, grad, lr, norm);
+  descend(params, grad, scale, lr, norm);
   return penalty;
 }
 

@@ -306,14 +306,15 @@ void run_loop(Communicator& comm, const TrainConfig& config, const Setup& setup,
           batch = batch.subspan(begin, end - begin);
         }
         const auto compute_start = Clock::now();
+        double local_loss = 0.0;
         if (sparse_steps) {
           // The strategy wrote nothing; the last step's batch set only these.
           for (const std::size_t j : touched) sums[j] = T{0};
           model.touched_params(data, batch, touched);
+          local_loss = model.accumulate_gradient(params, data, batch, grad);
         } else {
-          std::fill(sums.begin(), sums.end(), T{0});
+          local_loss = model.compute_gradient(params, data, batch, grad);
         }
-        const double local_loss = model.accumulate_gradient(params, data, batch, grad);
         // Injected slowness stretches this worker's compute time.
         sleep_for_seconds((slowness - 1.0) * seconds_since(compute_start));
         if (config.random_delay_ms > 0) {

@@ -484,6 +484,48 @@ TEST(NetworkGradient, AddsIntoGrad) {
   expect_gradient_accumulates<float>(1e-5);
 }
 
+// compute_gradient writes what accumulate_gradient adds to a zeroed buffer
+// into every entry (the buffer starts as NaN), for every layer count and
+// loss, at the training shapes' kernels and at odd sizes. The values are
+// equal; only a zero may differ in sign (a sum of -0 products is -0, and
+// 0 + -0 is +0), which no update rule turns into a different value.
+template <class T>
+void expect_compute_equals_accumulate_into_zeros(const NetworkSpec& spec, std::size_t rows,
+                                                 unsigned seed) {
+  std::mt19937 gen(seed);
+  const Batch b = random_batch(spec, rows, gen);
+  Network<T> net(spec);
+  std::vector<T> params(net.num_params());
+  net.init(params, seed);
+  std::vector<T> added(params.size(), T(0));
+  std::vector<T> written(params.size(), std::numeric_limits<T>::quiet_NaN());
+  const double loss_added = net.accumulate_gradient(params, b.x, rows, b.labels, added);
+  const double loss_written = net.compute_gradient(params, b.x, rows, b.labels, written);
+  EXPECT_EQ(loss_written, loss_added);
+  ASSERT_EQ(written.size(), added.size());
+  for (std::size_t j = 0; j < added.size(); ++j) {
+    ASSERT_EQ(written[j], added[j]) << "parameter " << j;
+    if (added[j] != T(0)) {
+      ASSERT_EQ(std::memcmp(&written[j], &added[j], sizeof(T)), 0) << "parameter " << j;
+    }
+  }
+}
+
+TEST(NetworkGradient, ComputeEqualsAccumulateIntoZeros) {
+  for (const std::size_t rows : {std::size_t{128}, std::size_t{7}, std::size_t{0}}) {
+    SCOPED_TRACE(rows);
+    expect_compute_equals_accumulate_into_zeros<float>(
+        {.inputs = 784, .hidden = {256, 128}, .outputs = 10}, rows, 21);
+    expect_compute_equals_accumulate_into_zeros<float>(
+        {.inputs = 13, .hidden = {5}, .outputs = 1, .loss = NetworkLoss::kSquared}, rows, 22);
+    expect_compute_equals_accumulate_into_zeros<float>({.inputs = 40, .hidden = {}, .outputs = 7},
+                                                       rows, 23);
+    expect_compute_equals_accumulate_into_zeros<double>(
+        {.inputs = 20, .hidden = {16, 12}, .outputs = 4, .activation = Activation::kTanh}, rows,
+        24);
+  }
+}
+
 // predict against the reference forward pass, and the loss that
 // accumulate_gradient reports against the probabilities predict returns.
 TEST(NetworkPredict, MatchesForwardPass) {

@@ -494,6 +494,44 @@ TEST(OptimizerSparseStepTest, EqualsTheDenseStepBitForBit) {
 }
 
 // ---------------------------------------------------------------------------
+// step_scaled(g, s) is step() on the gradient scaled in place beforehand, bit
+// for bit: the mean of gradient sums can be taken as the optimizer reads them.
+
+template <class T>
+void expect_scaled_step_equals_step_on_scaled_gradient() {
+  for (const OptimizerKind kind : kAllKinds) {
+    SCOPED_TRACE(to_string(kind));
+    OptimizerConfig c = config_of(kind);
+    c.weight_decay = 0.01;
+    auto in_place = make_optimizer<T>(c);
+    auto scaled = make_optimizer<T>(c);
+    std::vector<T> p_in_place(37), p_scaled(37);
+    for (std::size_t j = 0; j < p_in_place.size(); ++j) {
+      p_in_place[j] = p_scaled[j] = static_cast<T>(std::sin(0.3 * static_cast<double>(j)));
+    }
+    const T scale = static_cast<T>(1.0 / 384.0 * 3.0);  // not a power of two
+    for (int t = 0; t < 15; ++t) {
+      std::vector<T> sums(p_in_place.size());
+      for (std::size_t j = 0; j < sums.size(); ++j) {
+        sums[j] = static_cast<T>(50.0 * std::cos(1.7 * t + 0.11 * static_cast<double>(j)));
+      }
+      std::vector<T> mean = sums;
+      for (T& g : mean) g *= scale;
+      in_place->step(p_in_place, mean, 0.03);
+      scaled->step_scaled(p_scaled, sums, scale, 0.03);
+      for (std::size_t j = 0; j < p_in_place.size(); ++j) {
+        ASSERT_EQ(p_scaled[j], p_in_place[j]) << "step " << t << " j " << j;
+      }
+    }
+  }
+}
+
+TEST(OptimizerScaledStepTest, EqualsTheStepOnAGradientScaledInPlace) {
+  expect_scaled_step_equals_step_on_scaled_gradient<float>();
+  expect_scaled_step_equals_step_on_scaled_gradient<double>();
+}
+
+// ---------------------------------------------------------------------------
 // Gradient clipping.
 
 double norm_of(std::span<const double> v) {

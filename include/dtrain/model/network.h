@@ -104,6 +104,12 @@ class Network {
   // the spec throw std::invalid_argument.
   double accumulate_gradient(std::span<const T> params, std::span<const float> x, std::size_t rows,
                              std::span<const float> labels, std::span<T> grad);
+  // The same gradient written over grad instead of added to it: the values
+  // accumulate_gradient() adds to a zeroed grad, bit for bit except that a
+  // zero may come out as -0 (a sum of -0 products; 0 + -0 is +0). Cheaper
+  // than clearing first: the weight-gradient GEMMs write without reading.
+  double compute_gradient(std::span<const T> params, std::span<const float> x, std::size_t rows,
+                          std::span<const float> labels, std::span<T> grad);
 
   // out: rows x outputs: the class probabilities (cross-entropy) or the
   // linear outputs (squared loss).
@@ -113,6 +119,8 @@ class Network {
  private:
   void check_sizes(std::span<const T> params, std::span<const float> x, std::size_t rows) const;
   void reserve_rows(std::size_t rows);
+  double gradient(std::span<const T> params, std::span<const float> x, std::size_t rows,
+                  std::span<const float> labels, std::span<T> grad, bool overwrite);
   // Hidden activations into hidden_, the output layer's linear outputs
   // (bias added) into `logits` (rows x outputs).
   void forward(std::span<const T> params, std::span<const float> x, std::size_t rows,

@@ -8,6 +8,7 @@
 // training loop serves both without converting the hot path.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -68,6 +69,14 @@ class TrainableModel {
   // returns that summed loss.
   virtual double accumulate_gradient(std::span<const T> params, const Dataset& data,
                                      std::span<const std::size_t> rows, std::span<T> grad) = 0;
+  // Replaces grad by that gradient: the values accumulate_gradient() adds to
+  // a zeroed grad (a zero may differ in sign). Models that can write it
+  // directly skip the clearing.
+  virtual double compute_gradient(std::span<const T> params, const Dataset& data,
+                                  std::span<const std::size_t> rows, std::span<T> grad) {
+    std::fill(grad.begin(), grad.end(), T{0});
+    return accumulate_gradient(params, data, rows, grad);
+  }
 
   // Whether a batch's gradient reaches only the parameters of the features
   // its rows hold (sparse logistic regression), which touched_params() then

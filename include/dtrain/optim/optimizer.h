@@ -70,7 +70,15 @@ class BasicOptimizer {
   // params -= update(grad, lr). grad is the gradient of the full objective,
   // identical on every worker. State is allocated on the first step and
   // must keep the size of params from then on.
-  virtual void step(std::span<T> params, std::span<const T> grad, double lr) = 0;
+  void step(std::span<T> params, std::span<const T> grad, double lr) {
+    update(params, grad, T{1}, lr);
+  }
+  // step() on the gradient grad_scale * grad, each element scaled as it is
+  // read, so that a mean of gradient sums costs no pass of its own. The
+  // result is step()'s on a gradient scaled in place beforehand, bit for bit.
+  void step_scaled(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) {
+    update(params, grad, grad_scale, lr);
+  }
 
   // Whether a zero gradient leaves a parameter and its state exactly as they
   // are (plain SGD, AdaGrad; not momentum or Adam, whose state decays every
@@ -82,6 +90,10 @@ class BasicOptimizer {
   // arithmetic is step()'s. Only for rules that skip zero gradients.
   virtual void step_at(std::span<T> params, std::span<const std::size_t> indices,
                        std::span<const T> grad, double lr);
+
+ protected:
+  // The rule itself, on the gradient grad_scale * grad.
+  virtual void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) = 0;
 };
 
 // The optimizer of the linear models.
@@ -92,10 +104,12 @@ template <class T>
 class BasicGradientDescent final : public BasicOptimizer<T> {
  public:
   std::string name() const override { return to_string(OptimizerKind::kSgd); }
-  void step(std::span<T> params, std::span<const T> grad, double lr) override;
   bool skips_zero_gradients() const override { return true; }
   void step_at(std::span<T> params, std::span<const std::size_t> indices, std::span<const T> grad,
                double lr) override;
+
+ protected:
+  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override;
 };
 
 // Heavy-ball momentum (PyTorch's convention): v = mu * v + g; p -= lr * v.
@@ -107,7 +121,9 @@ class BasicMomentumSgd final : public BasicOptimizer<T> {
   std::string name() const override {
     return to_string(nesterov_ ? OptimizerKind::kNesterov : OptimizerKind::kMomentum);
   }
-  void step(std::span<T> params, std::span<const T> grad, double lr) override;
+
+ protected:
+  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override;
 
  private:
   double momentum_;

@@ -35,17 +35,21 @@ class Updater {
   // state. Parameter servers and sharded replicas update their slice with it.
   std::unique_ptr<Updater> for_slice(std::size_t begin, std::size_t end) const;
 
-  // grad holds gradient sums over `rows` rows; it is scaled in place.
+  // grad holds gradient sums over `rows` rows; apply() may overwrite it.
   // Returns the L2 penalty 0.5 * l2 * ||w||^2 of the parameters before the
   // step. Does nothing when rows <= 0.
   double apply(std::span<T> params, std::span<T> grad, double rows, double lr);
 
   // apply() in two halves, for callers whose gradient is split over ranks:
   // prepare() turns the sums into the gradient of the objective (mean plus
-  // L2 term) in place; descend() clips it by `grad_norm`, the norm of the
-  // whole gradient (only read when clipping is on), and steps.
-  void prepare(std::span<const T> params, std::span<T> grad, double rows) const;
-  void descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm);
+  // L2 term), and returns the factor that the gradient in `grad` still needs;
+  // descend() takes that factor, clips by `grad_norm`, the norm of the whole
+  // gradient (only read when clipping is on), and steps. Without L2 or
+  // clipping, prepare() leaves the sums alone and the optimizer takes the
+  // mean as it reads them (one pass over the gradient instead of two);
+  // otherwise it works in place and returns 1.
+  T prepare(std::span<const T> params, std::span<T> grad, double rows) const;
+  void descend(std::span<T> params, std::span<T> grad, T grad_scale, double lr, double grad_norm);
   bool clips() const { return clip_norm_ > 0; }
 
   // Whether apply_at() may stand in for apply() on a sparse gradient: no L2
