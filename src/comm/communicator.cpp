@@ -137,6 +137,13 @@ void Communicator::check_allgatherv(std::size_t send, std::size_t recv,
   }
 }
 
+void Communicator::reduce_scatter_sum_to_raw(const void* send, void* scratch,
+                                             std::size_t count_per_rank, DataType type,
+                                             ConsumeSum consume, void* context) {
+  reduce_scatter_raw(send, scratch, count_per_rank, type, ReduceOp::kSum);
+  consume(context, scratch, nullptr);
+}
+
 void Communicator::allgatherv_bytes(const void* send, void* recv,
                                     std::span<const std::size_t> recv_bytes) {
   const auto n = static_cast<std::size_t>(size());

@@ -161,6 +161,39 @@ class ThreadsComm final : public Communicator {
     if (size() > 1) world_.barrier(rank_, "reduce_scatter", World::Wait::kCommitted);
   }
 
+  // The peers' blocks are read where they are: with two ranks the sum is
+  // passed as its two terms, with more the first N-1 are folded into scratch
+  // (in rank order, as reduce_scatter_raw does) and the last is passed
+  // beside it, so the float sums are reduce_scatter_raw's.
+  void reduce_scatter_sum_to_raw(const void* send, void* scratch, std::size_t count_per_rank,
+                                 DataType type, ConsumeSum consume, void* context) override {
+    const CollectiveDesc desc{CollectiveKind::kReduceScatter, count_per_rank, type, ReduceOp::kSum,
+                              -1};
+    const std::uint64_t seq = enter(desc, send, scratch);
+    const std::size_t offset = static_cast<std::size_t>(rank_) * count_per_rank * size_of(type);
+    const auto block = [&](int k) {
+      return static_cast<const std::byte*>(world_.slot(k, seq).send) + offset;
+    };
+    const int n = size();
+    if (n == 1) {
+      consume(context, block(0), nullptr);
+      return;
+    }
+    if (n == 2) {
+      consume(context, block(0), block(1));
+    } else {
+      for (int k = 0; k + 1 < n; ++k) srcs_[k] = block(k);
+      void* const out[] = {scratch};
+      comm_detail::reduce_into(
+          type, ReduceOp::kSum,
+          std::span<const void* const>(srcs_).first(static_cast<std::size_t>(n - 1)), out,
+          count_per_rank);
+      consume(context, scratch, block(n - 1));
+    }
+    // The peers read this rank's buffer until every rank has consumed.
+    world_.barrier(rank_, "reduce_scatter", World::Wait::kCommitted);
+  }
+
   void send_bytes(const void* buf, std::size_t bytes, int dst, int tag) override {
     check_peer("send to", dst);
     world_.send(rank_, dst, tag, buf, bytes);

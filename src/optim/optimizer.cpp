@@ -37,6 +37,21 @@ void ensure_state(std::vector<T>& state, std::size_t size) {
   if (state.size() != size) state.assign(size, T{0});
 }
 
+// Runs body(gradient) where gradient(i) is (grad[i] + addend[i]) * scale, or
+// grad[i] * scale when addend is empty: the update loops are written once
+// and instantiated for both forms, each a plain loop the compiler vectorises.
+template <class T, class Body>
+void with_gradient(std::span<const T> grad, std::span<const T> addend, T scale, Body body) {
+  const T* g = grad.data();
+  if (addend.empty()) {
+    body([g, scale](std::size_t i) { return g[i] * scale; });
+  } else {
+    assert(addend.size() == grad.size());
+    const T* h = addend.data();
+    body([g, h, scale](std::size_t i) { return (g[i] + h[i]) * scale; });
+  }
+}
+
 // Adam and AdamW (PyTorch's formulas). AdamW first shrinks each parameter by
 // lr * weight_decay, using its value before the step, then applies the same
 // update as Adam; with weight_decay == 0 the two coincide.
@@ -54,7 +69,8 @@ class Adam final : public BasicOptimizer<T> {
     return to_string(decoupled_decay_ ? OptimizerKind::kAdamW : OptimizerKind::kAdam);
   }
 
-  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend, T grad_scale,
+              double lr) override {
     assert(params.size() == grad.size());
     ensure_state(first_moment_, params.size());
     ensure_state(second_moment_, params.size());
@@ -72,17 +88,18 @@ class Adam final : public BasicOptimizer<T> {
     const T eps = static_cast<T>(eps_);
 
     T* p = params.data();
-    const T* g = grad.data();
     T* m = first_moment_.data();
     T* v = second_moment_.data();
     const std::size_t n = params.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i] * grad_scale;
-      m[i] = beta1 * m[i] + one_minus_beta1 * gi;
-      v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
-      const T denominator = std::sqrt(v[i]) * inv_sqrt_bias_correction2 + eps;
-      p[i] = decay_factor * p[i] - step_size * m[i] / denominator;
-    }
+    with_gradient(grad, addend, grad_scale, [&](auto gradient) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T gi = gradient(i);
+        m[i] = beta1 * m[i] + one_minus_beta1 * gi;
+        v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
+        const T denominator = std::sqrt(v[i]) * inv_sqrt_bias_correction2 + eps;
+        p[i] = decay_factor * p[i] - step_size * m[i] / denominator;
+      }
+    });
   }
 
  private:
@@ -103,20 +120,22 @@ class AdaGrad final : public BasicOptimizer<T> {
 
   std::string name() const override { return to_string(OptimizerKind::kAdaGrad); }
 
-  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend, T grad_scale,
+              double lr) override {
     assert(params.size() == grad.size());
     ensure_state(sum_of_squares_, params.size());
     const T rate = static_cast<T>(lr);
     const T eps = static_cast<T>(eps_);
     T* p = params.data();
-    const T* g = grad.data();
     T* s = sum_of_squares_.data();
     const std::size_t n = params.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i] * grad_scale;
-      s[i] += gi * gi;
-      p[i] -= rate * gi / (std::sqrt(s[i]) + eps);
-    }
+    with_gradient(grad, addend, grad_scale, [&](auto gradient) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T gi = gradient(i);
+        s[i] += gi * gi;
+        p[i] -= rate * gi / (std::sqrt(s[i]) + eps);
+      }
+    });
   }
 
   // A zero gradient adds nothing to s and moves p by 0 / (sqrt(s) + eps)
@@ -151,7 +170,8 @@ class RmsProp final : public BasicOptimizer<T> {
 
   std::string name() const override { return to_string(OptimizerKind::kRmsProp); }
 
-  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override {
+  void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend, T grad_scale,
+              double lr) override {
     assert(params.size() == grad.size());
     ensure_state(mean_square_, params.size());
     const T rate = static_cast<T>(lr);
@@ -159,14 +179,15 @@ class RmsProp final : public BasicOptimizer<T> {
     const T one_minus_alpha = static_cast<T>(1.0 - alpha_);
     const T eps = static_cast<T>(eps_);
     T* p = params.data();
-    const T* g = grad.data();
     T* v = mean_square_.data();
     const std::size_t n = params.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i] * grad_scale;
-      v[i] = alpha * v[i] + one_minus_alpha * gi * gi;
-      p[i] -= rate * gi / (std::sqrt(v[i]) + eps);
-    }
+    with_gradient(grad, addend, grad_scale, [&](auto gradient) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T gi = gradient(i);
+        v[i] = alpha * v[i] + one_minus_alpha * gi * gi;
+        p[i] -= rate * gi / (std::sqrt(v[i]) + eps);
+      }
+    });
   }
 
  private:
@@ -222,14 +243,15 @@ void OptimizerConfig::validate() const {
 }
 
 template <class T>
-void BasicGradientDescent<T>::update(std::span<T> params, std::span<const T> grad, T grad_scale,
-                                     double lr) {
+void BasicGradientDescent<T>::update(std::span<T> params, std::span<const T> grad,
+                                     std::span<const T> addend, T grad_scale, double lr) {
   assert(params.size() == grad.size());
   const T rate = static_cast<T>(lr);
   T* p = params.data();
-  const T* g = grad.data();
   const std::size_t n = params.size();
-  for (std::size_t i = 0; i < n; ++i) p[i] -= rate * (g[i] * grad_scale);
+  with_gradient(grad, addend, grad_scale, [&](auto gradient) {
+    for (std::size_t i = 0; i < n; ++i) p[i] -= rate * gradient(i);
+  });
 }
 
 template <class T>
@@ -257,29 +279,30 @@ BasicMomentumSgd<T>::BasicMomentumSgd(double momentum, bool nesterov)
 }
 
 template <class T>
-void BasicMomentumSgd<T>::update(std::span<T> params, std::span<const T> grad, T grad_scale,
-                                 double lr) {
+void BasicMomentumSgd<T>::update(std::span<T> params, std::span<const T> grad,
+                                 std::span<const T> addend, T grad_scale, double lr) {
   assert(params.size() == grad.size());
   ensure_state(velocity_, params.size());
   const T rate = static_cast<T>(lr);
   const T mu = static_cast<T>(momentum_);
   T* p = params.data();
-  const T* g = grad.data();
   T* v = velocity_.data();
   const std::size_t n = params.size();
-  // Two loops rather than a branch per element, so each vectorises.
-  if (nesterov_) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i] * grad_scale;
-      v[i] = mu * v[i] + gi;
-      p[i] -= rate * (gi + mu * v[i]);
+  with_gradient(grad, addend, grad_scale, [&](auto gradient) {
+    // Two loops rather than a branch per element, so each vectorises.
+    if (nesterov_) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T gi = gradient(i);
+        v[i] = mu * v[i] + gi;
+        p[i] -= rate * (gi + mu * v[i]);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        v[i] = mu * v[i] + gradient(i);
+        p[i] -= rate * v[i];
+      }
     }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + g[i] * grad_scale;
-      p[i] -= rate * v[i];
-    }
-  }
+  });
 }
 
 template class BasicOptimizer<float>;

@@ -185,16 +185,53 @@ class ShardedBsp final : public SyncStrategy<T> {
     const double rows = static_cast<double>(local.grad[p + 1]);
     if (rows <= 0) return 0.0;  // every rank sees the same count
 
-    t0 = Clock::now();
-    comm.reduce_scatter(std::span<const T>(local.grad.first(sliced)), std::span<T>(slice_grad_),
-                        ReduceOp::kSum);
-    counters.comm_s += seconds_since(t0);
-
-    t0 = Clock::now();
-    const double penalty = updater_->penalty(params);
+    const double penalty = updater_->penalty(params);  // before the step
     const std::span<T> my_params = params.subspan(begin, slice);
     const std::span<T> tail_params = params.subspan(sliced);
     const std::span<T> tail_grad = local.grad.subspan(sliced, p - sliced);
+    if (updater_->takes_sums_as_read()) {
+      // The optimizer reads the reduced sums where the reduce-scatter leaves
+      // them (on the threads backend, in the ranks' own gradient buffers),
+      // so the slice's gradient is neither written nor scaled in a pass of
+      // its own. Same sums, same rounding: the parameters are the two-pass
+      // path's, bit for bit.
+      t0 = Clock::now();
+      double update_seconds = 0.0;
+      comm.reduce_scatter_sum_to(
+          std::span<const T>(local.grad.first(sliced)), std::span<T>(slice_grad_),
+          [&](std::span<const T> sums, std::span<const T> addend) {
+            const auto u0 = Clock::now();
+            slice_updater_->apply_sum(my_params, sums, addend, rows, local.lr);
+            update_seconds = seconds_since(u0);
+          });
+      counters.comm_s += seconds_since(t0) - update_seconds;
+      t0 = Clock::now();
+      tail_updater_->apply(tail_params, tail_grad, rows, local.lr);
+      counters.compute_s += update_seconds + seconds_since(t0);
+    } else {
+      t0 = Clock::now();
+      comm.reduce_scatter(std::span<const T>(local.grad.first(sliced)), std::span<T>(slice_grad_),
+                          ReduceOp::kSum);
+      counters.comm_s += seconds_since(t0);
+      descend_in_place(comm, local, rows, my_params, tail_params, tail_grad, counters);
+    }
+
+    t0 = Clock::now();
+    comm.allgather(std::span<const T>(my_params), params.first(sliced));
+    counters.comm_s += seconds_since(t0);
+    // A reduce-scatter and an allgather move what one allreduce would.
+    count_allreduce(sliced * sizeof(T), comm.size(), counters);
+    return penalty;
+  }
+
+ private:
+  // The update of the slice from slice_grad_, which holds the reduced sums,
+  // and of the tail: the mean and the L2 term in place, then clipping by the
+  // norm of the whole gradient (one more allreduce), then the step.
+  void descend_in_place(Communicator& comm, const LocalStep<T>& local, double rows,
+                        std::span<T> my_params, std::span<T> tail_params, std::span<T> tail_grad,
+                        SyncCounters& counters) {
+    auto t0 = Clock::now();
     const T slice_scale = slice_updater_->prepare(my_params, slice_grad_, rows);
     const T tail_scale = tail_updater_->prepare(tail_params, tail_grad, rows);
     double norm = 0.0;
@@ -211,16 +248,8 @@ class ShardedBsp final : public SyncStrategy<T> {
     slice_updater_->descend(my_params, slice_grad_, slice_scale, local.lr, norm);
     tail_updater_->descend(tail_params, tail_grad, tail_scale, local.lr, norm);
     counters.compute_s += seconds_since(t0);
-
-    t0 = Clock::now();
-    comm.allgather(std::span<const T>(my_params), params.first(sliced));
-    counters.comm_s += seconds_since(t0);
-    // A reduce-scatter and an allgather move what one allreduce would.
-    count_allreduce(sliced * sizeof(T), comm.size(), counters);
-    return penalty;
   }
 
- private:
   // A sparse gradient (a batch of sparse logistic regression over hashed or
   // LibSVM features touches thousands of weights out of millions): the
   // ranks gather the indices each batch touched, allreduce the gradient sums

@@ -45,7 +45,7 @@ template <class T>
 T Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows) const {
   assert(params.size() == grad.size() && rows > 0);
   const T inv_rows = static_cast<T>(1.0 / rows);
-  if (l2_ == 0.0 && clip_norm_ <= 0) return inv_rows;
+  if (takes_sums_as_read()) return inv_rows;
   for (T& g : grad) g *= inv_rows;
   if (l2_ != 0.0) {
     const T factor = static_cast<T>(l2_);
@@ -78,6 +78,14 @@ double Updater<T>::apply(std::span<T> params, std::span<T> grad, double rows, do
   const double norm = clips() ? std::sqrt(sum_of_squares<T>(grad)) : 0.0;
   descend(params, grad, scale, lr, norm);
   return penalty;
+}
+
+template <class T>
+void Updater<T>::apply_sum(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
+                           double rows, double lr) {
+  assert(takes_sums_as_read() && params.size() == grad.size());
+  if (rows <= 0) return;
+  optimizer_->step_sum_scaled(params, grad, addend, static_cast<T>(1.0 / rows), lr);
 }
 
 template <class T>

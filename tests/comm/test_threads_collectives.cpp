@@ -149,6 +149,54 @@ TEST_P(ThreadsCollectives, ReduceScatterMatchesReference) {
   for (int r = 0; r < n; ++r) EXPECT_EQ(failures[r], "") << "rank " << r;
 }
 
+// reduce_scatter_sum_to hands this rank's block to the consumer as a + b:
+// added elementwise in float, that is reduce_scatter's sum bit for bit (the
+// peers' blocks are read in place, the first N-1 folded in rank order). The
+// consumer runs once per call, and nothing is written to scratch with two
+// ranks or fewer.
+template <class T>
+void check_reduce_scatter_sum_to(int n, std::size_t per_rank, std::string& failures,
+                                 Communicator& comm) {
+  const auto un = static_cast<std::size_t>(n);
+  const auto send = test_values<T>(comm.rank(), per_rank * un);
+  std::vector<T> expected(per_rank);
+  comm.reduce_scatter(std::span<const T>(send), std::span<T>(expected), ReduceOp::kSum);
+  constexpr T kUntouched = T(-12345);
+  std::vector<T> scratch(per_rank, kUntouched);
+  std::vector<T> got;
+  int calls = 0;
+  comm.reduce_scatter_sum_to(std::span<const T>(send), std::span<T>(scratch),
+                             [&](std::span<const T> a, std::span<const T> b) {
+                               ++calls;
+                               got.assign(a.begin(), a.end());
+                               if (!b.empty()) {
+                                 if (b.size() != a.size()) failures += "b size; ";
+                                 for (std::size_t i = 0; i < got.size(); ++i) got[i] += b[i];
+                               }
+                             });
+  const std::string what =
+      std::string(to_string(data_type_of<T>())) + " per_rank " + std::to_string(per_rank) + ": ";
+  if (calls != 1) failures += what + std::to_string(calls) + " calls; ";
+  if (!same_bits(got, expected)) failures += what + "sum differs; ";
+  if (n <= 2 && scratch != std::vector<T>(per_rank, kUntouched)) {
+    failures += what + "scratch written; ";
+  }
+}
+
+TEST_P(ThreadsCollectives, ReduceScatterSumToMatchesReduceScatter) {
+  const int n = GetParam();
+  std::vector<std::string> failures(static_cast<std::size_t>(n));
+  run_threads(opts(n), [&](Communicator& comm) {
+    auto& f = failures[comm.rank()];
+    for (std::size_t len : small_lengths(n)) {
+      check_reduce_scatter_sum_to<float>(n, len, f, comm);
+      check_reduce_scatter_sum_to<double>(n, len, f, comm);
+      check_reduce_scatter_sum_to<std::int64_t>(n, len, f, comm);
+    }
+  });
+  for (int r = 0; r < n; ++r) EXPECT_EQ(failures[r], "") << "rank " << r;
+}
+
 TEST_P(ThreadsCollectives, BarrierSeparatesRounds) {
   const int n = GetParam();
   std::atomic<int> arrived{0};

@@ -494,8 +494,9 @@ TEST(OptimizerSparseStepTest, EqualsTheDenseStepBitForBit) {
 }
 
 // ---------------------------------------------------------------------------
-// step_scaled(g, s) is step() on the gradient scaled in place beforehand, bit
-// for bit: the mean of gradient sums can be taken as the optimizer reads them.
+// step_scaled(g, s) and step_sum_scaled(a, b, s) are step() on the gradient
+// (g or a + b) scaled in place beforehand, bit for bit: the sum and mean of
+// gradient sums can be taken as the optimizer reads them.
 
 template <class T>
 void expect_scaled_step_equals_step_on_scaled_gradient() {
@@ -515,10 +516,21 @@ void expect_scaled_step_equals_step_on_scaled_gradient() {
       for (std::size_t j = 0; j < sums.size(); ++j) {
         sums[j] = static_cast<T>(50.0 * std::cos(1.7 * t + 0.11 * static_cast<double>(j)));
       }
+      // The sums handed over as two terms, as a reduce-scatter does.
+      std::vector<T> first(sums.size()), second(sums.size());
+      for (std::size_t j = 0; j < sums.size(); ++j) {
+        first[j] = static_cast<T>(30.0 * std::sin(0.7 * t + static_cast<double>(j)));
+        second[j] = sums[j];
+        sums[j] = first[j] + second[j];
+      }
       std::vector<T> mean = sums;
       for (T& g : mean) g *= scale;
       in_place->step(p_in_place, mean, 0.03);
-      scaled->step_scaled(p_scaled, sums, scale, 0.03);
+      if (t % 2 == 0) {
+        scaled->step_scaled(p_scaled, sums, scale, 0.03);
+      } else {
+        scaled->step_sum_scaled(p_scaled, first, second, scale, 0.03);
+      }
       for (std::size_t j = 0; j < p_in_place.size(); ++j) {
         ASSERT_EQ(p_scaled[j], p_in_place[j]) << "step " << t << " j " << j;
       }

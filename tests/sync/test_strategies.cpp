@@ -247,6 +247,41 @@ TEST(ShardedBsp, StatefulOptimizerAndL2MatchTheServers) {
   }
 }
 
+// Without L2 or clipping each worker's optimizer reads the reduce-scatter's
+// sums where they lie (the threads backend passes the peers' blocks) and
+// averages them as it reads; otherwise the slice is reduced into a buffer
+// and scaled in place first. A clip that never binds takes the second path
+// with the same arithmetic, so the two must agree bit for bit, for every
+// optimizer and for worker counts that fold 1, 2 or 3 blocks into scratch.
+TEST(ShardedBsp, UpdateFromTheReduceScatterInPlaceEqualsTheTwoPassUpdate) {
+  const Dataset data = blobs(240, 4, 3, 9);
+  TrainConfig c;
+  c.model = ModelKind::kMlp;
+  c.hidden = {8, 6};  // 115 parameters: a tail for 2, 3 and 4 workers
+  c.activation = Activation::kRelu;
+  c.batch_mode = BatchMode::kMiniBatch;
+  c.batch_size = 16;
+  c.epochs = 2;
+  c.eval_every = 2;
+  c.lr.base = 0.02;
+  c.seed = 4;
+  for (const OptimizerKind kind :
+       {OptimizerKind::kSgd, OptimizerKind::kMomentum, OptimizerKind::kNesterov,
+        OptimizerKind::kAdam, OptimizerKind::kAdamW, OptimizerKind::kAdaGrad,
+        OptimizerKind::kRmsProp}) {
+    c.optimizer.kind = kind;
+    for (const int workers : {2, 3, 4}) {
+      const std::string what = std::string(to_string(kind)) + ", " + std::to_string(workers);
+      c.clip_norm = 0.0;
+      const TrainResult read_in_place = train_on(data, workers, c);
+      c.clip_norm = 1e30;
+      const TrainResult two_pass = train_on(data, workers, c);
+      EXPECT_EQ(read_in_place.params, two_pass.params) << what;
+      EXPECT_EQ(read_in_place.history.back().loss, two_pass.history.back().loss) << what;
+    }
+  }
+}
+
 // Clipping needs the norm of the whole gradient, which no worker holds: the
 // slices' sums of squares are added first. Full-batch descent with a clip
 // that binds at every step gives the same model on 1, 2, 3 and 12 workers.

@@ -144,6 +144,31 @@ class Communicator {
     reduce_scatter_raw(send.data(), recv.data(), recv.size(), data_type_of<T>(), op);
   }
 
+  // reduce_scatter(send, scratch, kSum) whose result goes to `consume`
+  // instead of into a buffer of the caller's: consume(a, b) gets this rank's
+  // block as the elementwise sum a + b, where b is empty or of a's size and
+  // a + b in float arithmetic is exactly what reduce_scatter gives (the
+  // ranks' blocks added in rank order). A backend that can read its peers'
+  // buffers (threads) passes them without writing anything, which saves the
+  // caller one pass over the block when it only reads the sum once, as an
+  // optimizer step does; the default reduce-scatters into scratch and passes
+  // it alone. consume runs on every rank exactly once, while the peers'
+  // buffers are held still, and must neither communicate nor throw.
+  template <Reducible T, class Consume>
+  void reduce_scatter_sum_to(std::span<const T> send, std::span<T> scratch, Consume&& consume) {
+    check_multiple("reduce_scatter", scratch.size(), send.size());
+    const std::size_t count = scratch.size();
+    auto call = [&consume, count](const void* a, const void* b) {
+      consume(std::span<const T>(static_cast<const T*>(a), count),
+              b ? std::span<const T>(static_cast<const T*>(b), count) : std::span<const T>());
+    };
+    using Call = decltype(call);
+    reduce_scatter_sum_to_raw(
+        send.data(), scratch.data(), count, data_type_of<T>(),
+        [](void* context, const void* a, const void* b) { (*static_cast<Call*>(context))(a, b); },
+        &call);
+  }
+
   // Personalised all-to-all. `send` holds size() consecutive blocks, block d
   // (send_counts[d] elements) going to rank d; on return `recv` holds size()
   // consecutive blocks, block s (recv_counts[s] elements) from rank s. The
@@ -196,6 +221,13 @@ class Communicator {
   // peers' buffers).
   virtual void allgatherv_bytes(const void* send, void* recv,
                                 std::span<const std::size_t> recv_bytes);
+  // consume(context, a, b): this rank's block is a + b (b may be null).
+  using ConsumeSum = void (*)(void* context, const void* a, const void* b);
+  // Default: reduce_scatter_raw into scratch, then consume(context, scratch,
+  // nullptr).
+  virtual void reduce_scatter_sum_to_raw(const void* send, void* scratch,
+                                         std::size_t count_per_rank, DataType type,
+                                         ConsumeSum consume, void* context);
   // Default: non-blocking point-to-point with a reserved tag. Backends with a
   // native all-to-all (MPI_Alltoallv) override it.
   virtual void alltoallv_bytes(const void* send, std::span<const std::size_t> send_bytes,

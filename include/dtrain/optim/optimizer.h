@@ -71,13 +71,21 @@ class BasicOptimizer {
   // identical on every worker. State is allocated on the first step and
   // must keep the size of params from then on.
   void step(std::span<T> params, std::span<const T> grad, double lr) {
-    update(params, grad, T{1}, lr);
+    update(params, grad, {}, T{1}, lr);
   }
   // step() on the gradient grad_scale * grad, each element scaled as it is
   // read, so that a mean of gradient sums costs no pass of its own. The
   // result is step()'s on a gradient scaled in place beforehand, bit for bit.
   void step_scaled(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) {
-    update(params, grad, grad_scale, lr);
+    update(params, grad, {}, grad_scale, lr);
+  }
+  // step() on (grad + addend) * grad_scale, formed as each element is read:
+  // a reduce-scatter handed over as two terms (Communicator::
+  // reduce_scatter_sum_to) is summed and averaged inside the update pass.
+  // addend is empty or of grad's size.
+  void step_sum_scaled(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
+                       T grad_scale, double lr) {
+    update(params, grad, addend, grad_scale, lr);
   }
 
   // Whether a zero gradient leaves a parameter and its state exactly as they
@@ -92,8 +100,10 @@ class BasicOptimizer {
                        std::span<const T> grad, double lr);
 
  protected:
-  // The rule itself, on the gradient grad_scale * grad.
-  virtual void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) = 0;
+  // The rule itself, on the gradient (grad + addend) * grad_scale, or
+  // grad * grad_scale when addend is empty.
+  virtual void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
+                      T grad_scale, double lr) = 0;
 };
 
 // The optimizer of the linear models.
@@ -109,7 +119,8 @@ class BasicGradientDescent final : public BasicOptimizer<T> {
                double lr) override;
 
  protected:
-  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override;
+  void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend, T grad_scale,
+              double lr) override;
 };
 
 // Heavy-ball momentum (PyTorch's convention): v = mu * v + g; p -= lr * v.
@@ -123,7 +134,8 @@ class BasicMomentumSgd final : public BasicOptimizer<T> {
   }
 
  protected:
-  void update(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) override;
+  void update(std::span<T> params, std::span<const T> grad, std::span<const T> addend, T grad_scale,
+              double lr) override;
 
  private:
   double momentum_;

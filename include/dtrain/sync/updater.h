@@ -52,6 +52,17 @@ class Updater {
   void descend(std::span<T> params, std::span<T> grad, T grad_scale, double lr, double grad_norm);
   bool clips() const { return clip_norm_ > 0; }
 
+  // Whether the rule needs nothing but the gradient sums as the optimizer
+  // reads them (no L2 term, no clipping), so that apply_sum() may take them
+  // straight from a reduce-scatter.
+  bool takes_sums_as_read() const { return l2_ == 0.0 && clip_norm_ <= 0; }
+  // apply() to the gradient sums grad + addend (addend empty or of grad's
+  // size), read once and never written: the parameters end as apply() on
+  // their sum computed beforehand leaves them, bit for bit. Needs
+  // takes_sums_as_read(); does nothing when rows <= 0.
+  void apply_sum(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
+                 double rows, double lr);
+
   // Whether apply_at() may stand in for apply() on a sparse gradient: no L2
   // term and no clipping (both reach every parameter) and an optimizer that
   // leaves parameters with a zero gradient alone.

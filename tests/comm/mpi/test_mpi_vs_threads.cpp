@@ -110,6 +110,27 @@ TYPED_TEST(MpiVsThreads, ReduceScatter) {
   EXPECT_EQ(count_far(mpi, threads, where), 0u) << where;
 }
 
+// The MPI backend's reduce_scatter_sum_to is the default one: reduce-scatter
+// into scratch, handed over alone. Its sums are reduce_scatter's.
+TYPED_TEST(MpiVsThreads, ReduceScatterSumTo) {
+  using T = TypeParam;
+  const auto n = static_cast<std::size_t>(comm().size());
+  const std::size_t block = 1001;
+  const auto mine = inputs<T>(comm().rank(), block * n, 8);
+  std::vector<T> expected(block);
+  comm().reduce_scatter(std::span<const T>(mine), std::span<T>(expected), ReduceOp::kSum);
+  std::vector<T> scratch(block);
+  int calls = 0;
+  comm().reduce_scatter_sum_to(std::span<const T>(mine), std::span<T>(scratch),
+                               [&](std::span<const T> a, std::span<const T> b) {
+                                 ++calls;
+                                 EXPECT_EQ(a.data(), scratch.data());
+                                 EXPECT_TRUE(b.empty());
+                               });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(scratch, expected);
+}
+
 TEST(MpiVsThreadsExact, BroadcastAllgatherAlltoallv) {
   const int n = comm().size();
   const auto un = static_cast<std::size_t>(n);
