@@ -185,7 +185,9 @@ class ShardedBsp final : public SyncStrategy<T> {
     const double rows = static_cast<double>(local.grad[p + 1]);
     if (rows <= 0) return 0.0;  // every rank sees the same count
 
+    t0 = Clock::now();
     const double penalty = updater_->penalty(params);  // before the step
+    counters.compute_s += seconds_since(t0);
     const std::span<T> my_params = params.subspan(begin, slice);
     const std::span<T> tail_params = params.subspan(sliced);
     const std::span<T> tail_grad = local.grad.subspan(sliced, p - sliced);
