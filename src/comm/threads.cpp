@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <thread>
 #include <vector>
@@ -175,23 +176,33 @@ class ThreadsComm final : public Communicator {
       return static_cast<const std::byte*>(world_.slot(k, seq).send) + offset;
     };
     const int n = size();
-    if (n == 1) {
-      consume(context, block(0), nullptr);
+    // Nothing to read from the peers: no second barrier, as in
+    // reduce_scatter_raw.
+    if (n == 1 || count_per_rank == 0) {
+      consume(context, block(rank_), nullptr);
       return;
     }
-    if (n == 2) {
-      consume(context, block(0), block(1));
-    } else {
-      for (int k = 0; k + 1 < n; ++k) srcs_[k] = block(k);
-      void* const out[] = {scratch};
-      comm_detail::reduce_into(
-          type, ReduceOp::kSum,
-          std::span<const void* const>(srcs_).first(static_cast<std::size_t>(n - 1)), out,
-          count_per_rank);
-      consume(context, scratch, block(n - 1));
+    // The peers read this rank's buffer until every rank has consumed, so a
+    // consumer that throws still arrives at the second barrier before its
+    // buffers can go; the exception then ends the world as any rank's does.
+    std::exception_ptr error;
+    try {
+      if (n == 2) {
+        consume(context, block(0), block(1));
+      } else {
+        for (int k = 0; k + 1 < n; ++k) srcs_[k] = block(k);
+        void* const out[] = {scratch};
+        comm_detail::reduce_into(
+            type, ReduceOp::kSum,
+            std::span<const void* const>(srcs_).first(static_cast<std::size_t>(n - 1)), out,
+            count_per_rank);
+        consume(context, scratch, block(n - 1));
+      }
+    } catch (...) {
+      error = std::current_exception();
     }
-    // The peers read this rank's buffer until every rank has consumed.
     world_.barrier(rank_, "reduce_scatter", World::Wait::kCommitted);
+    if (error) std::rethrow_exception(error);
   }
 
   void send_bytes(const void* buf, std::size_t bytes, int dst, int tag) override {

@@ -304,9 +304,10 @@ DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alp
 // computed one float at a time.
 constexpr std::size_t kBroadcastRows = 6;
 
-// kPlain: alpha == 1 and beta == 0, as the forward pass and the input
-// gradient pass them (they overwrite their outputs; the weight gradient
-// accumulates, beta = 1, and takes the general path). Templated on it, the
+// kPlain: alpha == 1 and beta == 0, as the forward pass, the input gradient
+// and the weight gradient of a step pass them (they overwrite their outputs;
+// accumulate_gradient's weight gradient adds, beta = 1, and takes the
+// general path). Templated on it, the
 // blocks keep no alpha or beta in registers: 12 accumulators and 3 operands
 // leave one of the 16 vector registers, and a live alpha made the compiler
 // spill.

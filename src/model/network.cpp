@@ -129,8 +129,8 @@ void gemm_forward(std::span<const In> x, std::size_t rows, std::size_t in,
   }
 }
 
-// gw[out x in] += dz[rows x out]^T * x[rows x in]
-// gw[out x in] = dz^T x, added to gw unless `overwrite`.
+// gw[out x in] = dz[rows x out]^T * x[rows x in], added to gw unless
+// `overwrite`.
 void gemm_weight_grad(std::span<const float> dz, std::size_t rows, std::size_t out,
                       std::span<const float> x, std::size_t in, std::span<float> gw,
                       bool overwrite) {
@@ -413,10 +413,11 @@ double Network<T>::gradient(std::span<const T> params, std::span<const float> x,
                             std::span<const float> labels, std::span<T> grad, bool overwrite) {
   check_sizes(params, x, rows);
   if (labels.size() != rows || grad.size() != num_params_) {
-    throw std::invalid_argument("Network::accumulate_gradient: " + std::to_string(labels.size()) +
-                                " labels and " + std::to_string(grad.size()) +
-                                " gradient values for " + std::to_string(rows) + " rows and " +
-                                std::to_string(num_params_) + " parameters");
+    throw std::invalid_argument(
+        std::string(overwrite ? "Network::compute_gradient: " : "Network::accumulate_gradient: ") +
+        std::to_string(labels.size()) + " labels and " + std::to_string(grad.size()) +
+        " gradient values for " + std::to_string(rows) + " rows and " +
+        std::to_string(num_params_) + " parameters");
   }
   check_labels(labels, spec_);
   if (rows == 0) {

@@ -252,7 +252,7 @@ TEST(ShardedBsp, StatefulOptimizerAndL2MatchTheServers) {
 // averages them as it reads; otherwise the slice is reduced into a buffer
 // and scaled in place first. A clip that never binds takes the second path
 // with the same arithmetic, so the two must agree bit for bit, for every
-// optimizer and for worker counts that fold 1, 2 or 3 blocks into scratch.
+// optimizer and for worker counts that fold 0, 2 or 3 blocks into scratch.
 TEST(ShardedBsp, UpdateFromTheReduceScatterInPlaceEqualsTheTwoPassUpdate) {
   const Dataset data = blobs(240, 4, 3, 9);
   TrainConfig c;

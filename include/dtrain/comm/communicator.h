@@ -17,6 +17,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -147,14 +148,17 @@ class Communicator {
   // reduce_scatter(send, scratch, kSum) whose result goes to `consume`
   // instead of into a buffer of the caller's: consume(a, b) gets this rank's
   // block as the elementwise sum a + b, where b is empty or of a's size and
-  // a + b in float arithmetic is exactly what reduce_scatter gives (the
-  // ranks' blocks added in rank order). A backend that can read its peers'
-  // buffers (threads) passes them without writing anything, which saves the
-  // caller one pass over the block when it only reads the sum once, as an
-  // optimizer step does; the default reduce-scatters into scratch and passes
-  // it alone. consume runs on every rank exactly once, while the peers'
-  // buffers are held still, and must neither communicate nor throw.
-  template <Reducible T, class Consume>
+  // a + b in T's arithmetic is exactly what reduce_scatter gives (the ranks'
+  // blocks added in rank order). A backend that can read its peers' buffers
+  // (threads) passes them in place: with two ranks it writes nothing, with
+  // more it folds the first N-1 blocks into scratch and passes the last
+  // beside it. That saves the caller a pass over the block when it reads the
+  // sum once, as an optimizer step does. The default reduce-scatters into
+  // scratch and passes it alone. consume runs on every rank exactly once,
+  // while the peers' buffers are held still, and must not communicate; if
+  // it throws, the exception comes out of this call after the peers are
+  // released. Floating-point types only (the consumer adds the terms).
+  template <std::floating_point T, class Consume>
   void reduce_scatter_sum_to(std::span<const T> send, std::span<T> scratch, Consume&& consume) {
     check_multiple("reduce_scatter", scratch.size(), send.size());
     const std::size_t count = scratch.size();
