@@ -234,8 +234,8 @@ class ShardedBsp final : public SyncStrategy<T> {
                         std::span<T> my_params, std::span<T> tail_params, std::span<T> tail_grad,
                         SyncCounters& counters) {
     auto t0 = Clock::now();
-    const T slice_scale = slice_updater_->prepare(my_params, slice_grad_, rows);
-    const T tail_scale = tail_updater_->prepare(tail_params, tail_grad, rows);
+    slice_updater_->prepare(my_params, slice_grad_, rows);
+    tail_updater_->prepare(tail_params, tail_grad, rows);
     double norm = 0.0;
     if (updater_->clips()) {
       double sum = sum_of_squares<T>(slice_grad_);
@@ -247,8 +247,8 @@ class ShardedBsp final : public SyncStrategy<T> {
       t0 = Clock::now();
       norm = std::sqrt(sum + sum_of_squares<T>(tail_grad));
     }
-    slice_updater_->descend(my_params, slice_grad_, slice_scale, local.lr, norm);
-    tail_updater_->descend(tail_params, tail_grad, tail_scale, local.lr, norm);
+    slice_updater_->descend(my_params, slice_grad_, local.lr, norm);
+    tail_updater_->descend(tail_params, tail_grad, local.lr, norm);
     counters.compute_s += seconds_since(t0);
   }
 

@@ -42,10 +42,9 @@ std::unique_ptr<Updater<T>> Updater<T>::for_slice(std::size_t begin, std::size_t
 }
 
 template <class T>
-T Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows) const {
+void Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows) const {
   assert(params.size() == grad.size() && rows > 0);
-  const T inv_rows = static_cast<T>(1.0 / rows);
-  if (takes_sums_as_read()) return inv_rows;
+  const T inv_rows = mean_factor(rows);
   for (T& g : grad) g *= inv_rows;
   if (l2_ != 0.0) {
     const T factor = static_cast<T>(l2_);
@@ -53,30 +52,32 @@ T Updater<T>::prepare(std::span<const T> params, std::span<T> grad, double rows)
       for (std::size_t j = begin; j < end; ++j) grad[j] += factor * params[j];
     }
   }
-  return T{1};
 }
 
 template <class T>
-void Updater<T>::descend(std::span<T> params, std::span<T> grad, T grad_scale, double lr,
-                         double grad_norm) {
+void Updater<T>::descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm) {
   assert(params.size() == grad.size());
-  // Clipping needs the gradient itself, so prepare() scaled it in place.
-  assert(clip_norm_ <= 0 || grad_scale == T{1});
   if (clip_norm_ > 0) clip_to_norm(grad, grad_norm, clip_norm_);
-  optimizer_->step_scaled(params, grad, grad_scale, lr);
+  optimizer_->step(params, grad, lr);
 }
 
 template <class T>
 double Updater<T>::apply(std::span<T> params, std::span<T> grad, double rows, double lr) {
   assert(params.size() == grad.size());
   if (rows <= 0) return 0.0;
+  // Without L2 or clipping nothing needs the mean in memory: the optimizer
+  // takes it as it reads the sums. The penalty is then 0.
+  if (takes_sums_as_read()) {
+    apply_sum(params, grad, {}, rows, lr);
+    return 0.0;
+  }
   // Parameter servers run this too, on their range of the gradient summed in
   // worker rank order, so that master-worker bsp equals the allreduce path
   // bit for bit.
   const double penalty = l2_penalty<T>(params, penalized_, l2_);
-  const T scale = prepare(params, grad, rows);
+  prepare(params, grad, rows);
   const double norm = clips() ? std::sqrt(sum_of_squares<T>(grad)) : 0.0;
-  descend(params, grad, scale, lr, norm);
+  descend(params, grad, lr, norm);
   return penalty;
 }
 
@@ -85,7 +86,7 @@ void Updater<T>::apply_sum(std::span<T> params, std::span<const T> grad, std::sp
                            double rows, double lr) {
   assert(takes_sums_as_read() && params.size() == grad.size());
   if (rows <= 0) return;
-  optimizer_->step_sum_scaled(params, grad, addend, static_cast<T>(1.0 / rows), lr);
+  optimizer_->step_sum_scaled(params, grad, addend, mean_factor(rows), lr);
 }
 
 template <class T>
@@ -94,7 +95,7 @@ void Updater<T>::apply_at(std::span<T> params, std::span<const std::size_t> indi
   assert(skips_zero_gradients() && indices.size() == grad.size());
   if (rows <= 0) return;
   // prepare() without the L2 term, which skips_zero_gradients() rules out.
-  const T inv_rows = static_cast<T>(1.0 / rows);
+  const T inv_rows = mean_factor(rows);
   for (T& g : grad) g *= inv_rows;
   optimizer_->step_at(params, indices, grad, lr);
 }

@@ -494,9 +494,9 @@ TEST(OptimizerSparseStepTest, EqualsTheDenseStepBitForBit) {
 }
 
 // ---------------------------------------------------------------------------
-// step_scaled(g, s) and step_sum_scaled(a, b, s) are step() on the gradient
-// (g or a + b) scaled in place beforehand, bit for bit: the sum and mean of
-// gradient sums can be taken as the optimizer reads them.
+// step_sum_scaled(g, {}, s) and step_sum_scaled(a, b, s) are step() on the
+// gradient (g or a + b) scaled in place beforehand, bit for bit: the sum and
+// mean of gradient sums can be taken as the optimizer reads them.
 
 template <class T>
 void expect_scaled_step_equals_step_on_scaled_gradient() {
@@ -527,7 +527,7 @@ void expect_scaled_step_equals_step_on_scaled_gradient() {
       for (T& g : mean) g *= scale;
       in_place->step(p_in_place, mean, 0.03);
       if (t % 2 == 0) {
-        scaled->step_scaled(p_scaled, sums, scale, 0.03);
+        scaled->step_sum_scaled(p_scaled, sums, {}, scale, 0.03);
       } else {
         scaled->step_sum_scaled(p_scaled, first, second, scale, 0.03);
       }

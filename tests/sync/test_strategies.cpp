@@ -215,6 +215,22 @@ TEST(MasterWorkerBsp, EqualsPeerToPeerBspForFloatNetworks) {
 
 // ---- peer-to-peer bsp: the sharded update -----------------------------------
 
+// A mini-batch MLP of 115 parameters on blobs: no worker count from 2 to 4
+// divides it, so 1, 1 and 3 values are left past the workers' slices.
+TrainConfig sharded_mlp_config(Activation activation, int epochs, double lr, std::uint64_t seed) {
+  TrainConfig c;
+  c.model = ModelKind::kMlp;
+  c.hidden = {8, 6};
+  c.activation = activation;
+  c.batch_mode = BatchMode::kMiniBatch;
+  c.batch_size = 16;
+  c.epochs = epochs;
+  c.eval_every = epochs;
+  c.lr.base = lr;
+  c.seed = seed;
+  return c;
+}
+
 // Each worker updates only its slice of the parameters (and keeps optimizer
 // state for it), the P mod N values past the last slice on every worker.
 // With a stateful optimizer, L2 on the weights only and a parameter count
@@ -222,17 +238,8 @@ TEST(MasterWorkerBsp, EqualsPeerToPeerBspForFloatNetworks) {
 // the whole update in one place), for every split.
 TEST(ShardedBsp, StatefulOptimizerAndL2MatchTheServers) {
   const Dataset data = blobs(240, 4, 3, 5);
-  TrainConfig c;
-  c.model = ModelKind::kMlp;
-  c.hidden = {8, 6};  // 115 parameters: 1, 1 and 3 left over for 2, 3 and 4 workers
-  c.activation = Activation::kTanh;
-  c.batch_mode = BatchMode::kMiniBatch;
-  c.batch_size = 16;
-  c.epochs = 3;
-  c.eval_every = 3;
-  c.lr.base = 0.01;
+  TrainConfig c = sharded_mlp_config(Activation::kTanh, /*epochs=*/3, /*lr=*/0.01, /*seed=*/3);
   c.l2 = 0.05;
-  c.seed = 3;
   for (const OptimizerKind kind : {OptimizerKind::kAdam, OptimizerKind::kRmsProp}) {
     c.optimizer.kind = kind;
     for (const int workers : {2, 3, 4}) {
@@ -255,16 +262,7 @@ TEST(ShardedBsp, StatefulOptimizerAndL2MatchTheServers) {
 // optimizer and for worker counts that fold 0, 2 or 3 blocks into scratch.
 TEST(ShardedBsp, UpdateFromTheReduceScatterInPlaceEqualsTheTwoPassUpdate) {
   const Dataset data = blobs(240, 4, 3, 9);
-  TrainConfig c;
-  c.model = ModelKind::kMlp;
-  c.hidden = {8, 6};  // 115 parameters: a tail for 2, 3 and 4 workers
-  c.activation = Activation::kRelu;
-  c.batch_mode = BatchMode::kMiniBatch;
-  c.batch_size = 16;
-  c.epochs = 2;
-  c.eval_every = 2;
-  c.lr.base = 0.02;
-  c.seed = 4;
+  TrainConfig c = sharded_mlp_config(Activation::kRelu, /*epochs=*/2, /*lr=*/0.02, /*seed=*/4);
   for (const OptimizerKind kind :
        {OptimizerKind::kSgd, OptimizerKind::kMomentum, OptimizerKind::kNesterov,
         OptimizerKind::kAdam, OptimizerKind::kAdamW, OptimizerKind::kAdaGrad,

@@ -73,16 +73,11 @@ class BasicOptimizer {
   void step(std::span<T> params, std::span<const T> grad, double lr) {
     update(params, grad, {}, T{1}, lr);
   }
-  // step() on the gradient grad_scale * grad, each element scaled as it is
-  // read, so that a mean of gradient sums costs no pass of its own. The
-  // result is step()'s on a gradient scaled in place beforehand, bit for bit.
-  void step_scaled(std::span<T> params, std::span<const T> grad, T grad_scale, double lr) {
-    update(params, grad, {}, grad_scale, lr);
-  }
-  // step() on (grad + addend) * grad_scale, formed as each element is read:
+  // step() on (grad + addend) * grad_scale, or grad * grad_scale when addend
+  // is empty, formed as each element is read: the mean of gradient sums, and
   // a reduce-scatter handed over as two terms (Communicator::
-  // reduce_scatter_sum_to) is summed and averaged inside the update pass.
-  // addend is empty or of grad's size.
+  // reduce_scatter_sum_to), cost no pass of their own. The result is step()'s
+  // on that gradient computed in memory beforehand, bit for bit.
   void step_sum_scaled(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
                        T grad_scale, double lr) {
     update(params, grad, addend, grad_scale, lr);

@@ -42,24 +42,21 @@ class Updater {
 
   // apply() in two halves, for callers whose gradient is split over ranks:
   // prepare() turns the sums into the gradient of the objective (mean plus
-  // L2 term), and returns the factor that the gradient in `grad` still needs;
-  // descend() takes that factor, clips by `grad_norm`, the norm of the whole
-  // gradient (only read when clipping is on), and steps. Without L2 or
-  // clipping, prepare() leaves the sums alone and the optimizer takes the
-  // mean as it reads them (one pass over the gradient instead of two);
-  // otherwise it works in place and returns 1.
-  T prepare(std::span<const T> params, std::span<T> grad, double rows) const;
-  void descend(std::span<T> params, std::span<T> grad, T grad_scale, double lr, double grad_norm);
+  // L2 term) in place; descend() clips it by `grad_norm`, the norm of the
+  // whole gradient (only read when clipping is on), and steps.
+  void prepare(std::span<const T> params, std::span<T> grad, double rows) const;
+  void descend(std::span<T> params, std::span<T> grad, double lr, double grad_norm);
   bool clips() const { return clip_norm_ > 0; }
 
   // Whether the rule needs nothing but the gradient sums as the optimizer
-  // reads them (no L2 term, no clipping), so that apply_sum() may take them
-  // straight from a reduce-scatter.
+  // reads them (no L2 term, no clipping). apply() then takes the mean as it
+  // reads them (one pass over the gradient instead of two), and apply_sum()
+  // may take them straight from a reduce-scatter.
   bool takes_sums_as_read() const { return l2_ == 0.0 && clip_norm_ <= 0; }
   // apply() to the gradient sums grad + addend (addend empty or of grad's
-  // size), read once and never written: the parameters end as apply() on
-  // their sum computed beforehand leaves them, bit for bit. Needs
-  // takes_sums_as_read(); does nothing when rows <= 0.
+  // size), read once and never written: the parameters end as prepare() and
+  // descend() on their sum computed beforehand leave them, bit for bit.
+  // Needs takes_sums_as_read(); does nothing when rows <= 0.
   void apply_sum(std::span<T> params, std::span<const T> grad, std::span<const T> addend,
                  double rows, double lr);
 
@@ -80,6 +77,10 @@ class Updater {
   double penalty(std::span<const T> params) const { return l2_penalty<T>(params, penalized_, l2_); }
 
  private:
+  // The factor that turns sums over `rows` rows into their mean: one
+  // rounding, the same wherever the mean is taken.
+  static T mean_factor(double rows) { return static_cast<T>(1.0 / rows); }
+
   OptimizerConfig config_;
   std::unique_ptr<BasicOptimizer<T>> optimizer_;
   double l2_;
