@@ -4,9 +4,9 @@
 // O(range) clearing is needed. Sparse steps use it for the weights a batch
 // touches and for the union of every rank's lists.
 //
-// The marks are bits: for 2^20 weights they take 128 KiB, which stays in a
-// core's L2 cache beside the step's other data, where a byte per index
-// (1 MiB) did not; the random look-ups then hit L2 instead of L3.
+// The marks are bits: for 2^20 weights they take 128 KiB, which can stay in
+// a core's L2 cache beside the step's other data, where a byte per index
+// (1 MiB, this CPU's whole L2) could not.
 #pragma once
 
 #include <cassert>
