@@ -306,12 +306,14 @@ GEMM_ROW = re.compile(r"^(\S+(?: L\d)?)\s+(\d+)x(\d+)x(\d+) ([NT]{2})\s+(.*)$")
 def parse_bench_gemm(text):
     """Peak and per-shape GFLOP/s per library from bench_gemm's output."""
     peak = None
+    peak_isa = "?"
     libs = None
     rows = []
     for line in text.splitlines():
-        m = re.match(r"# peak: ([\d.]+) GFLOP/s", line)
+        m = re.match(r"# peak: ([\d.]+) GFLOP/s.*?chains of (\S+) FMA", line)
         if m:
             peak = float(m.group(1))
+            peak_isa = m.group(2)
             continue
         if line.startswith("shape") and "m x n x k" in line:
             # Drop the last columns: "dtrain/peak" and "dtrain kernel".
@@ -329,7 +331,7 @@ def parse_bench_gemm(text):
                 "kernel": values[len(libs) + 1] if len(values) > len(libs) + 1 else "",
                 "wrong": "WRONG" in line,
             })  # fmt: skip
-    return {"peak_gflops": peak, "libraries": libs or [], "rows": rows}
+    return {"peak_gflops": peak, "peak_isa": peak_isa, "libraries": libs or [], "rows": rows}
 
 
 def flop_weighted_gflops(rows, lib):
@@ -520,7 +522,7 @@ def report(args, results, meta):
     if gemm and "error" not in gemm:
         peak = gemm["peak_gflops"]
         add(f"GEMM, single thread (bench_gemm), against the measured core peak of "
-            f"{peak:.1f} GFLOP/s float32 (AVX2 FMA on registers):")
+            f"{peak:.1f} GFLOP/s float32 ({gemm.get('peak_isa', '?')} FMA on registers):")
         add("")
         add("| GEMM | dtrain sgemm GFLOP/s | % of peak | dtrain kernel | oneDNN GFLOP/s | "
             "% of peak | OpenBLAS GFLOP/s | % of peak |")

@@ -95,7 +95,7 @@ const char* sgemm_kernel_name(Transpose ta, Transpose tb, std::size_t m, std::si
                               std::size_t k) {
 #ifdef DTRAIN_HAVE_DNNL
   if (m > 0 && n > 0 && k > 0 && detail::small_sgemm_handles(ta, tb, m, n, k)) {
-    return "small-avx2";
+    return detail::small_sgemm_kernel_name();
   }
 #else
   (void)ta, (void)tb, (void)m, (void)n, (void)k;

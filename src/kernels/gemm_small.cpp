@@ -1,9 +1,10 @@
-// Small-GEMM kernels for AVX2 + FMA (see gemm_small.h).
+// Small-GEMM kernels for AVX2 + FMA (see gemm_small.h), and the choice
+// between them and the AVX-512 set of gemm_small_avx512.cpp.
 //
 // The file is compiled for baseline x86-64: only the functions marked
-// DTRAIN_AVX2 use AVX2 and FMA, and they run only after small_sgemm_handles
-// has checked the CPU. (Compiling the whole file with -mavx2 would let the
-// compiler emit AVX2 in inline functions it shares with other files.)
+// DTRAIN_AVX2 use AVX2 and FMA, and they run only after small_sgemm_cpu_isa()
+// has said the CPU has them. (Compiling the whole file with -mavx2 would let
+// the compiler emit AVX2 in inline functions it shares with other files.)
 #include "gemm_small.h"
 
 #include <cassert>
@@ -25,13 +26,6 @@ namespace {
 // dot_row stayed a call per row of C, and the 128 x 10 x 128 product ran at
 // 67-73% of peak against 78-80% inlined.
 #define DTRAIN_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
-
-bool cpu_runs_small_kernels() {
-  // GCC's and clang's CPU checks include the OS's support for the AVX state.
-  static const bool runs = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                           !__builtin_cpu_supports("avx512f");
-  return runs;
-}
 
 // ---- op(B) = B^T: C[i][j] = A row i . B row j, both contiguous in k --------
 //
@@ -421,8 +415,21 @@ DTRAIN_AVX2 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, flo
 
 }  // namespace
 
-bool small_sgemm_handles(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k) {
-  if (!cpu_runs_small_kernels()) return false;
+SmallGemmIsa small_sgemm_cpu_isa() {
+  // GCC's and clang's CPU checks include the OS's support for the AVX and
+  // AVX-512 register state.
+  static const SmallGemmIsa isa = [] {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl")) {
+      return SmallGemmIsa::kAvx512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SmallGemmIsa::kAvx2;
+    return SmallGemmIsa::kNone;
+  }();
+  return isa;
+}
+
+bool small_sgemm_fits(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k) {
   // m, n, k > 0 is the caller's; the product is formed without overflow.
   if (m > kSmallGemmMaxMacs || n > kSmallGemmMaxMacs || k > kSmallGemmMaxMacs ||
       m * n > kSmallGemmMaxMacs || m * n * k > kSmallGemmMaxMacs) {
@@ -432,11 +439,11 @@ bool small_sgemm_handles(Transpose ta, Transpose tb, std::size_t m, std::size_t 
   return m <= kSmallGemmNarrow || k <= kSmallGemmNarrow;
 }
 
-void small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
-                 float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
-                 float beta, float* c, std::size_t ldc) {
+void small_sgemm_avx2(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                      float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                      float beta, float* c, std::size_t ldc) {
   if (tb == Transpose::kYes) {
-    assert(ta == Transpose::kNo);  // small_sgemm_handles takes no other
+    assert(ta == Transpose::kNo);  // small_sgemm_fits takes no other
     dot_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -451,15 +458,43 @@ void small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::
 
 #else  // not x86-64 with GCC or clang: the library does everything
 
-bool small_sgemm_handles(Transpose, Transpose, std::size_t, std::size_t, std::size_t) {
-  return false;
-}
+SmallGemmIsa small_sgemm_cpu_isa() { return SmallGemmIsa::kNone; }
 
-void small_sgemm(Transpose, Transpose, std::size_t, std::size_t, std::size_t, float, const float*,
-                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {
-  std::abort();  // small_sgemm_handles never says yes here
+bool small_sgemm_fits(Transpose, Transpose, std::size_t, std::size_t, std::size_t) { return false; }
+
+void small_sgemm_avx2(Transpose, Transpose, std::size_t, std::size_t, std::size_t, float,
+                      const float*, std::size_t, const float*, std::size_t, float, float*,
+                      std::size_t) {
+  std::abort();  // small_sgemm_cpu_isa() never says kAvx2 here
 }
 
 #endif
+
+bool small_sgemm_handles(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k) {
+  return small_sgemm_cpu_isa() != SmallGemmIsa::kNone && small_sgemm_fits(ta, tb, m, n, k);
+}
+
+const char* small_sgemm_kernel_name() {
+  switch (small_sgemm_cpu_isa()) {
+    case SmallGemmIsa::kAvx512:
+      return "small-avx512";
+    case SmallGemmIsa::kAvx2:
+      return "small-avx2";
+    case SmallGemmIsa::kNone:
+      break;
+  }
+  return nullptr;
+}
+
+void small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                 float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                 float beta, float* c, std::size_t ldc) {
+  if (small_sgemm_cpu_isa() == SmallGemmIsa::kAvx512) {
+    small_sgemm_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    assert(small_sgemm_cpu_isa() == SmallGemmIsa::kAvx2);
+    small_sgemm_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
 
 }  // namespace dtrain::kernels::detail

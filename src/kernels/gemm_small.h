@@ -3,9 +3,10 @@
 // library tiles for large matrices: its register tile is 16-24 wide, so a
 // 10-wide operand leaves much of every tile empty, and it packs operands
 // into buffers, which costs as much as the arithmetic at these sizes. These
-// kernels read the operands in place and pick a register tile for the narrow
-// dimension. They are written for AVX2 with FMA; see docs/KERNELS.md for the
-// shapes and measurements.
+// kernels read the operands in place (or pack only the narrow one) and pick
+// a register tile for the narrow dimension. There are two sets, for AVX2
+// with FMA (gemm_small.cpp) and for AVX-512 (gemm_small_avx512.cpp); see
+// docs/KERNELS.md for the shapes and measurements.
 #pragma once
 
 #include <cstddef>
@@ -14,21 +15,43 @@
 
 namespace dtrain::kernels::detail {
 
-// Whether small_sgemm runs this shape, on this CPU: AVX2 and FMA without
-// AVX-512 (where the measurements were made; an AVX-512 CPU stays on the
-// library's AVX-512 code), no more than kSmallGemmMaxMacs multiply-adds, and
+// The instruction set of the small kernels this CPU runs: AVX-512 (F, DQ
+// and VL) where it has it, else AVX2 with FMA, else none (every shape then
+// stays on the library).
+enum class SmallGemmIsa { kNone, kAvx2, kAvx512 };
+SmallGemmIsa small_sgemm_cpu_isa();
+
+// The shapes the small kernels are for, whatever the CPU: no more than
+// kSmallGemmMaxMacs multiply-adds, and
 //   op(A) = A and op(B) = B^T (B is n x k) with n <= kSmallGemmNarrow, or
 //   op(B) = B with m <= kSmallGemmNarrow or k <= kSmallGemmNarrow.
 // Threads requested for sgemm do not matter: the shapes are small.
+bool small_sgemm_fits(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k);
+
+// Whether small_sgemm runs this shape on this CPU: it fits and the CPU runs
+// one of the two sets.
 bool small_sgemm_handles(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k);
+
+// "small-avx512" or "small-avx2" for the set this CPU runs; nullptr if none.
+const char* small_sgemm_kernel_name();
 
 inline constexpr std::size_t kSmallGemmNarrow = 16;
 inline constexpr std::size_t kSmallGemmMaxMacs = std::size_t{1} << 22;
 
 // sgemm's contract, for a shape small_sgemm_handles accepts, with arguments
-// already checked and m, n, k > 0.
+// already checked and m, n, k > 0: runs the set small_sgemm_cpu_isa() names.
 void small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
                  float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
                  float beta, float* c, std::size_t ldc);
+
+// Each set on its own, for a shape small_sgemm_fits accepts (m, n, k > 0),
+// on a CPU that has its instructions: small_sgemm_cpu_isa() == kAvx512 runs
+// both, kAvx2 the first. Tests call both where they can.
+void small_sgemm_avx2(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                      float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                      float beta, float* c, std::size_t ldc);
+void small_sgemm_avx512(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                        float alpha, const float* a, std::size_t lda, const float* b,
+                        std::size_t ldb, float beta, float* c, std::size_t ldc);
 
 }  // namespace dtrain::kernels::detail

@@ -1,6 +1,7 @@
 // sgemm (whatever backend was built) and sgemm_reference against a naive
 // double-precision GEMM, over every transpose pair, odd and empty shapes,
-// padded leading dimensions, alpha and beta.
+// padded leading dimensions, alpha and beta; and each set of dtrain's small
+// kernels (AVX2, AVX-512) on its own, wherever the CPU runs it.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "dtrain/kernels/gemm.h"
+#include "kernels/gemm_small.h"
 
 namespace dtrain::kernels {
 namespace {
@@ -183,6 +185,89 @@ INSTANTIATE_TEST_SUITE_P(All, GemmTest,
                                   (std::get<2>(p.param) == Transpose::kYes ? "T" : "N");
                          });
 
+// The small kernels called directly, so that both sets are checked on a CPU
+// that runs both (sgemm only ever picks one), on the shapes they take.
+using SmallKernel = void (*)(Transpose, Transpose, std::size_t, std::size_t, std::size_t, float,
+                             const float*, std::size_t, const float*, std::size_t, float, float*,
+                             std::size_t);
+
+template <SmallKernel kKernel>
+void small_kernel(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                  float alpha, std::span<const float> a, std::size_t lda, std::span<const float> b,
+                  std::size_t ldb, float beta, std::span<float> c, std::size_t ldc) {
+  ASSERT_TRUE(detail::small_sgemm_fits(ta, tb, m, n, k) && m > 0 && n > 0 && k > 0);
+  kKernel(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+}
+
+// Shapes for the blocks, tails and chunks of the AVX-512 set (beyond those of
+// shapes()): dot kernel widths 1-16 (pairs of B's rows, an odd last row),
+// row blocks of every height, k past multiples of 8 and across the 512-wide
+// chunks of packed B, C written directly (alpha 1, beta 0, ldc == even n) or
+// through the sums; broadcast kernel widths past 16, 32, 48 and 64 columns.
+const std::vector<Shape>& small_kernel_shapes() {
+  static const std::vector<Shape> v = [] {
+    std::vector<Shape> all = shapes();
+    for (std::size_t n = 1; n <= 16; ++n) {
+      all.push_back({13, n, 37});                // direct for even n
+      all.push_back({9, n, 24, 1, 1.0f, 0.0f});  // padded C: through the sums
+      all.push_back({7, n, 19, 0, -0.5f, 0.25f});
+    }
+    for (std::size_t m = 1; m <= 17; ++m) all.push_back({m, 10, 128});
+    for (const std::size_t k : {511u, 512u, 513u, 1100u}) {
+      all.push_back({6, 10, k});
+      all.push_back({5, 7, k, 2, 0.5f, 1.5f});
+    }
+    for (const std::size_t n : {15u, 16u, 17u, 31u, 33u, 48u, 63u, 64u, 65u, 130u}) {
+      all.push_back({10, n, 12, 1});
+      all.push_back({13, n, 5, 0, 2.0f, -1.0f});
+    }
+    return all;
+  }();
+  return v;
+}
+
+class SmallKernelTest : public testing::TestWithParam<std::tuple<Transpose, Transpose>> {
+ protected:
+  void check_all(GemmFn kernel) const {
+    const auto [ta, tb] = GetParam();
+    unsigned seed = 1000;
+    std::size_t checked = 0;
+    for (const Shape& s : small_kernel_shapes()) {
+      if (s.m == 0 || s.n == 0 || s.k == 0 || !detail::small_sgemm_fits(ta, tb, s.m, s.n, s.k)) {
+        continue;
+      }
+      check_shape(kernel, ta, tb, s, seed++);
+      ++checked;
+    }
+    // Every pair but A^T B^T has shapes here.
+    if (!(ta == Transpose::kYes && tb == Transpose::kYes)) {
+      EXPECT_GT(checked, 20u);
+    }
+  }
+};
+
+TEST_P(SmallKernelTest, Avx2MatchesDoubleReference) {
+  if (detail::small_sgemm_cpu_isa() == detail::SmallGemmIsa::kNone) {
+    GTEST_SKIP() << "this CPU has no AVX2 with FMA";
+  }
+  check_all(&small_kernel<&detail::small_sgemm_avx2>);
+}
+
+TEST_P(SmallKernelTest, Avx512MatchesDoubleReference) {
+  if (detail::small_sgemm_cpu_isa() != detail::SmallGemmIsa::kAvx512) {
+    GTEST_SKIP() << "this CPU has no AVX-512 (F, DQ, VL)";
+  }
+  check_all(&small_kernel<&detail::small_sgemm_avx512>);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, SmallKernelTest,
+                         testing::Combine(testing::Values(Transpose::kNo, Transpose::kYes),
+                                          testing::Values(Transpose::kNo, Transpose::kYes)),
+                         [](const auto& p) {
+                           return std::string(std::get<0>(p.param) == Transpose::kYes ? "T" : "N") +
+                                  (std::get<1>(p.param) == Transpose::kYes ? "T" : "N");
+                         });
+
 TEST(Gemm, RejectsShortSpansAndLeadingDimensions) {
   for (GemmFn fn : {GemmFn{&sgemm}, GemmFn{&sgemm_reference}}) {
     std::vector<float> a(6), b(6), c(4);
@@ -230,22 +315,26 @@ TEST(Gemm, BackendNameAndThreads) {
 }
 
 // Which kernel runs which shape: the narrow layer shapes go to dtrain's small
-// kernels exactly where the CPU has AVX2 and FMA but not AVX-512 (and only
-// with the oneDNN backend); the wide ones, and op(A)^T op(B)^T, never do.
+// kernels wherever the CPU has AVX-512 (F, DQ, VL) or AVX2 with FMA, and only
+// with the oneDNN backend; the wide ones, and op(A)^T op(B)^T, never do.
 TEST(Gemm, KernelChoiceFollowsShapeAndCpu) {
   const std::string backend = gemm_backend_name();
   const auto N = Transpose::kNo;
   const auto T = Transpose::kYes;
+  std::string small = backend;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  const bool small_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         !__builtin_cpu_supports("avx512f");
-#else
-  const bool small_cpu = false;
+  if (backend == "onednn") {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl")) {
+      small = "small-avx512";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      small = "small-avx2";
+    }
+  }
 #endif
-  const std::string narrow = backend == "onednn" && small_cpu ? "small-avx2" : backend;
-  EXPECT_EQ(sgemm_kernel_name(N, T, 128, 10, 128), narrow);  // forward, 10 outputs
-  EXPECT_EQ(sgemm_kernel_name(T, N, 10, 128, 128), narrow);  // weight gradient
-  EXPECT_EQ(sgemm_kernel_name(N, N, 128, 128, 10), narrow);  // input gradient
+  EXPECT_EQ(sgemm_kernel_name(N, T, 128, 10, 128), small);  // forward, 10 outputs
+  EXPECT_EQ(sgemm_kernel_name(T, N, 10, 128, 128), small);  // weight gradient
+  EXPECT_EQ(sgemm_kernel_name(N, N, 128, 128, 10), small);  // input gradient
   EXPECT_EQ(sgemm_kernel_name(N, T, 128, 256, 784), backend);
   EXPECT_EQ(sgemm_kernel_name(T, N, 256, 784, 128), backend);
   EXPECT_EQ(sgemm_kernel_name(T, T, 128, 10, 128), backend);
