@@ -57,9 +57,12 @@ Whole training steps of this MLP (batch 128, the probe below), in two probes
 of two rounds each: Haswell 41-61k samples/s, unset 39-56k, SkylakeX SIGILL;
 each of Haswell and unset came out ahead once, by less than the spread
 between rounds (the machine is shared). The default, --openblas-coretype
-auto, therefore measures rather than assumes: it times ~1.5 s of training
-steps in a fresh process for each candidate (SkylakeX, Haswell, unset), best
-of two rounds, drops those that crash, and uses the fastest. The probe and its
+auto, therefore measures rather than assumes. On the 2-core Intel Xeon (with
+AVX-512) dev VM, OpenBLAS detects SkylakeX by itself, and the probe gave
+SkylakeX 62-74k samples/s, unset 63-72k and Haswell 54-63k over two runs.
+The probe times ~1.5 s of training steps in a fresh process for each
+candidate (SkylakeX, Haswell, unset), best of two rounds, drops those that
+crash, and uses the fastest. The probe and its
 result are recorded in the JSON summary. --openblas-coretype NAME (or
 "unset") skips the probe.
 

@@ -185,9 +185,9 @@ DTRAIN_AVX512 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, f
 // 2g + 1 sit side by side. A block of R rows of A keeps R x G accumulators
 // (G = ceil(n / 2) pairs of B's rows), and sum_halves adds the lanes of eight
 // of them in 15 shuffles and 7 adds, under 1.5 per output (sum_halves4 those
-// of the last four or fewer in 8 and 4). Measured on the 10-wide output
-// layer (docs/KERNELS.md), the block's loop of FMAs runs at about 85% of the
-// core's peak and the sums take the rest down to 70-75%.
+// of the last four or fewer in 8 and 4). With 10 outputs it measured about
+// 81% of the core's peak at k = 512 and 69-77% at k = 128, where the sums
+// weigh four times as much (docs/KERNELS.md).
 //
 // k runs in chunks of kDotChunk, so that the packed B fits a fixed buffer on
 // the stack (32 KiB); C takes the first chunk's sums with alpha and beta and

@@ -43,9 +43,10 @@ void sgemm_reference(Transpose ta, Transpose tb, std::size_t m, std::size_t n, s
 const char* gemm_backend_name();
 
 // The kernel sgemm multiplies with for this shape on this CPU:
-// "small-avx2" (dtrain's own kernels for small products with one narrow
-// dimension, such as a 10-class output layer, on AVX2 CPUs without AVX-512;
-// see docs/KERNELS.md), else gemm_backend_name(). A call with alpha == 0 or
+// "small-avx512" or "small-avx2" (dtrain's own kernels for small products
+// with one narrow dimension, such as a 10-class output layer, on CPUs with
+// AVX-512, or else AVX2 with FMA; see docs/KERNELS.md), else
+// gemm_backend_name(). A call with alpha == 0 or
 // k == 0 multiplies nothing: sgemm only scales C by beta, in its own loop.
 const char* sgemm_kernel_name(Transpose ta, Transpose tb, std::size_t m, std::size_t n,
                               std::size_t k);
