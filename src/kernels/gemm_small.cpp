@@ -419,12 +419,14 @@ SmallGemmIsa small_sgemm_cpu_isa() {
   // GCC's and clang's CPU checks include the OS's support for the AVX and
   // AVX-512 register state.
   static const SmallGemmIsa isa = [] {
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+    // The AVX-512 set is compiled for AVX2 and FMA too; every AVX-512 CPU
+    // has them, but a hypervisor may hide some features and not others.
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl")) {
       return SmallGemmIsa::kAvx512;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SmallGemmIsa::kAvx2;
-    return SmallGemmIsa::kNone;
+    return avx2 ? SmallGemmIsa::kAvx2 : SmallGemmIsa::kNone;
   }();
   return isa;
 }

@@ -10,7 +10,6 @@
 // small_sgemm_cpu_isa() has said the CPU has it.
 #include <algorithm>
 #include <cassert>
-#include <cstdint>
 #include <cstdlib>
 
 #include "gemm_small.h"
@@ -185,9 +184,10 @@ DTRAIN_AVX512 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, f
 // 2g + 1 sit side by side. A block of R rows of A keeps R x G accumulators
 // (G = ceil(n / 2) pairs of B's rows), and sum_halves adds the lanes of eight
 // of them in 15 shuffles and 7 adds, under 1.5 per output (sum_halves4 those
-// of the last four or fewer in 8 and 4). With 10 outputs it measured about
-// 81% of the core's peak at k = 512 and 69-77% at k = 128, where the sums
-// weigh four times as much (docs/KERNELS.md).
+// of the last four or fewer in 8 and 4). With 10 outputs it measured a
+// median of 81% of the core's peak at k = 512 and 69-70% at k = 128, where
+// the sums weigh four times as much (docs/KERNELS.md; bench_gemm's fastest
+// sample at k = 128: 75-77%).
 //
 // k runs in chunks of kDotChunk, so that the packed B fits a fixed buffer on
 // the stack (32 KiB); C takes the first chunk's sums with alpha and beta and
@@ -265,7 +265,8 @@ DTRAIN_AVX512_INLINE __m512 sum_halves4(const __m512* v) {
 
 // R rows of A (from a, row stride lda) against the packed pairs of B over
 // `steps` full steps of 8 and then `tail` (< 8) more columns; writes the
-// R x 2G sums to sums[r * 2G + j] (j >= n are zero), R x 2G floats in all.
+// R x 2G sums to sums[r * 2G + j], R x 2G floats in all (for an odd n,
+// column j = n sums against the packed zeros and is never stored in C).
 template <std::size_t G, std::size_t R>
 DTRAIN_AVX512 void dot_block(std::size_t steps, std::size_t tail, const float* a, std::size_t lda,
                              const float* packed, float* sums) {

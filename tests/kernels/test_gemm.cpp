@@ -201,9 +201,10 @@ void small_kernel(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std:
 
 // Shapes for the blocks, tails and chunks of the AVX-512 set (beyond those of
 // shapes()): dot kernel widths 1-16 (pairs of B's rows, an odd last row),
-// row blocks of every height, k past multiples of 8 and across the 512-wide
-// chunks of packed B, C written directly (alpha 1, beta 0, ldc == even n) or
-// through the sums; broadcast kernel widths past 16, 32, 48 and 64 columns.
+// each with row blocks of every height, k past multiples of 8 and across the
+// 512-wide chunks of packed B, C written directly (alpha 1, beta 0,
+// ldc == even n) or through the sums; broadcast kernel widths past 16, 32,
+// 48 and 64 columns.
 const std::vector<Shape>& small_kernel_shapes() {
   static const std::vector<Shape> v = [] {
     std::vector<Shape> all = shapes();
@@ -212,7 +213,16 @@ const std::vector<Shape>& small_kernel_shapes() {
       all.push_back({9, n, 24, 1, 1.0f, 0.0f});  // padded C: through the sums
       all.push_back({7, n, 19, 0, -0.5f, 0.25f});
     }
-    for (std::size_t m = 1; m <= 17; ++m) all.push_back({m, 10, 128});
+    // Every row-block height of every dot width (blocks of up to 8 rows).
+    for (std::size_t n = 1; n <= 16; ++n) {
+      for (std::size_t m = 1; m <= 17; ++m) all.push_back({m, n, 29});
+    }
+    all.push_back({128, 10, 128});
+    // The whole 32 KiB of packed B (8 pairs x 64 steps), and several chunks
+    // with alpha != 1 and beta == 0.
+    all.push_back({4, 16, 512});
+    all.push_back({4, 15, 513, 1, 0.5f, 0.0f});
+    all.push_back({3, 16, 1100, 2, 1.0f, 1.0f});
     for (const std::size_t k : {511u, 512u, 513u, 1100u}) {
       all.push_back({6, 10, k});
       all.push_back({5, 7, k, 2, 0.5f, 1.5f});
