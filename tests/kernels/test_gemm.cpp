@@ -231,6 +231,31 @@ const std::vector<Shape>& small_kernel_shapes() {
       all.push_back({10, n, 12, 1});
       all.push_back({13, n, 5, 0, 2.0f, -1.0f});
     }
+    // And a seeded sweep of shapes in the small kernels' range, each with
+    // one of the narrow dimensions at most 16, padding and alpha/beta drawn
+    // too, for combinations the lists above do not name.
+    std::mt19937 rng(20261127);
+    const auto draw = [&rng](std::size_t lo, std::size_t hi) {
+      return std::uniform_int_distribution<std::size_t>(lo, hi)(rng);
+    };
+    const float alphas[] = {1.0f, 1.0f, -0.5f, 2.0f};
+    const float betas[] = {0.0f, 0.0f, 1.0f, 0.5f};
+    for (int i = 0; i < 120; ++i) {
+      Shape shape{draw(1, 150), draw(1, 150),       draw(1, 150),
+                  draw(0, 3),   alphas[draw(0, 3)], betas[draw(0, 3)]};
+      switch (i % 3) {  // which dimension is narrow
+        case 0:
+          shape.m = draw(1, 16);
+          break;
+        case 1:
+          shape.n = draw(1, 16);
+          break;
+        default:
+          shape.k = draw(1, 16);
+          break;
+      }
+      all.push_back(shape);
+    }
     return all;
   }();
   return v;
