@@ -358,13 +358,12 @@ TEST(Gemm, KernelChoiceFollowsShapeAndCpu) {
   const auto T = Transpose::kYes;
   std::string small = backend;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (backend == "onednn") {
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl")) {
-      small = "small-avx512";
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      small = "small-avx2";
-    }
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (backend == "onednn" && avx2) {
+    small = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                    __builtin_cpu_supports("avx512vl")
+                ? "small-avx512"
+                : "small-avx2";
   }
 #endif
   EXPECT_EQ(sgemm_kernel_name(N, T, 128, 10, 128), small);  // forward, 10 outputs
