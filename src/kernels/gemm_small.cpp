@@ -262,12 +262,10 @@ DTRAIN_AVX2 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float alp
   // Narrower: blocks of several rows, so that MR x NR still makes about 12
   // accumulators. Column blocks as even as possible (5 = 3 + 2, not 4 + 1):
   // a narrow block has too few accumulators, or too little reuse of A.
-  const std::size_t blocks = (n + kDotCols - 1) / kDotCols;
-  const std::size_t narrow = n / blocks;
-  const std::size_t wide_blocks = n % blocks;  // these get narrow + 1 columns
+  const EvenBlocks split = even_blocks(n, kDotCols);
   std::size_t j = 0;
-  for (std::size_t block = 0; block < blocks; ++block) {
-    const std::size_t width = narrow + (block < wide_blocks ? 1 : 0);
+  for (std::size_t block = 0; block < split.blocks; ++block) {
+    const std::size_t width = split.size(block);
     const float* bj = b + j * ldb;
     float* cj = c + j;
     switch (width) {
@@ -444,18 +442,8 @@ bool small_sgemm_fits(Transpose ta, Transpose tb, std::size_t m, std::size_t n, 
 void small_sgemm_avx2(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
                       float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
                       float beta, float* c, std::size_t ldc) {
-  if (tb == Transpose::kYes) {
-    assert(ta == Transpose::kNo);  // small_sgemm_fits takes no other
-    dot_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  const std::size_t row_step = ta == Transpose::kYes ? 1 : lda;
-  const std::size_t col_step = ta == Transpose::kYes ? lda : 1;
-  if (alpha == 1.0f && beta == 0.0f) {
-    broadcast_gemm<true>(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
-  } else {
-    broadcast_gemm<false>(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
-  }
+  run_small_sgemm<dot_gemm, broadcast_gemm<true>, broadcast_gemm<false>>(ta, tb, m, n, k, alpha, a,
+                                                                         lda, b, ldb, beta, c, ldc);
 }
 
 #else  // not x86-64 with GCC or clang: the library does everything

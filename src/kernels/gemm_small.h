@@ -9,6 +9,7 @@
 // docs/KERNELS.md for the shapes and measurements.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 
 #include "dtrain/kernels/gemm.h"
@@ -53,5 +54,43 @@ void small_sgemm_avx2(Transpose ta, Transpose tb, std::size_t m, std::size_t n, 
 void small_sgemm_avx512(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
                         float alpha, const float* a, std::size_t lda, const float* b,
                         std::size_t ldb, float beta, float* c, std::size_t ldc);
+
+// `count` items (>= 1) in ceil(count / most) blocks as even as possible,
+// none over `most`: the first count % blocks blocks get one item more (10
+// rows in blocks of at most 6 are 5 + 5, not 6 + 4), since a short block has
+// too few accumulators to hide the FMA latency.
+struct EvenBlocks {
+  std::size_t blocks;
+  std::size_t base;    // items in the smaller blocks
+  std::size_t larger;  // how many blocks, from the first, hold base + 1
+  constexpr std::size_t size(std::size_t block) const { return base + (block < larger ? 1 : 0); }
+};
+
+constexpr EvenBlocks even_blocks(std::size_t count, std::size_t most) {
+  const std::size_t blocks = (count + most - 1) / most;
+  return {blocks, count / blocks, count % blocks};
+}
+
+// The entry both sets share: op(B) = B^T goes to the set's dot kernel,
+// op(B) = B to its broadcast kernel, which reads op(A) through row and
+// column strides and is compiled apart for alpha = 1, beta = 0 (the calls a
+// training step makes).
+template <auto kDot, auto kBroadcastPlain, auto kBroadcast>
+void run_small_sgemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                     float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                     float beta, float* c, std::size_t ldc) {
+  if (tb == Transpose::kYes) {
+    assert(ta == Transpose::kNo);  // small_sgemm_fits takes no other
+    kDot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const std::size_t row_step = ta == Transpose::kYes ? 1 : lda;
+  const std::size_t col_step = ta == Transpose::kYes ? lda : 1;
+  if (alpha == 1.0f && beta == 0.0f) {
+    kBroadcastPlain(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
+  } else {
+    kBroadcast(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
+  }
+}
 
 }  // namespace dtrain::kernels::detail

@@ -137,19 +137,16 @@ DTRAIN_AVX512 void broadcast_row_block(std::size_t n, std::size_t k, float alpha
   }
 }
 
-// Rows in blocks as even as possible, none over kBroadcastRows (10 = 5 + 5,
-// not 6 + 4): a short block has fewer accumulators to hide the FMA latency.
+// Rows in blocks as even as possible, none over kBroadcastRows.
 template <bool kPlain>
 DTRAIN_AVX512 void broadcast_gemm(std::size_t m, std::size_t n, std::size_t k, float alpha,
                                   const float* a, std::size_t row_step, std::size_t col_step,
                                   const float* b, std::size_t ldb, float beta, float* c,
                                   std::size_t ldc) {
-  const std::size_t blocks = (m + kBroadcastRows - 1) / kBroadcastRows;
-  const std::size_t base = m / blocks;
-  const std::size_t taller = m % blocks;  // these get base + 1 rows
+  const EvenBlocks split = even_blocks(m, kBroadcastRows);
   std::size_t i = 0;
-  for (std::size_t block = 0; block < blocks; ++block) {
-    const std::size_t rows = base + (block < taller ? 1 : 0);
+  for (std::size_t block = 0; block < split.blocks; ++block) {
+    const std::size_t rows = split.size(block);
     const float* ai = a + i * row_step;
     float* ci = c + i * ldc;
     switch (rows) {
@@ -347,10 +344,7 @@ DTRAIN_AVX512 void dot_gemm_pairs(std::size_t m, std::size_t n, std::size_t k, f
   const __mmask16 columns = first_lanes(n);
   const __m512 alpha_v = _mm512_set1_ps(alpha);
   const __m512 beta_v = _mm512_set1_ps(beta);
-  // Row blocks as even as possible, none over kRows.
-  const std::size_t blocks = (m + kRows - 1) / kRows;
-  const std::size_t base = m / blocks;
-  const std::size_t taller = m % blocks;
+  const EvenBlocks split = even_blocks(m, kRows);
   // The sums come out of dot_block in C's own layout when C is contiguous
   // with an even n, so that a plain product (alpha = 1, beta = 0, k in one
   // chunk, as a training step's forward pass makes) writes them there
@@ -360,16 +354,14 @@ DTRAIN_AVX512 void dot_gemm_pairs(std::size_t m, std::size_t n, std::size_t k, f
     const std::size_t kc = std::min(kDotChunk, k - k0);
     pack_row_pairs<G>(b + k0, ldb, n, kc, packed);
     std::size_t i = 0;
-    for (std::size_t block = 0; block < blocks; ++block) {
-      const std::size_t rows = base + (block < taller ? 1 : 0);
-      if (direct) {
-        dot_block_of_height<G>(rows, kc / 8, kc % 8, a + i * lda, lda, packed, c + i * ldc);
-        i += rows;
-        continue;
-      }
-      dot_block_of_height<G>(rows, kc / 8, kc % 8, a + i * lda + k0, lda, packed, sums);
+    for (std::size_t block = 0; block < split.blocks; i += split.size(block), ++block) {
+      const std::size_t rows = split.size(block);
+      float* ci = c + i * ldc;
+      dot_block_of_height<G>(rows, kc / 8, kc % 8, a + i * lda + k0, lda, packed,
+                             direct ? ci : sums);
+      if (direct) continue;
       for (std::size_t r = 0; r < rows; ++r) {
-        float* crow = c + (i + r) * ldc;
+        float* crow = ci + r * ldc;
         const __m512 s = _mm512_maskz_loadu_ps(columns, sums + r * 2 * G);
         __m512 out;
         if (k0 == 0) {
@@ -382,7 +374,6 @@ DTRAIN_AVX512 void dot_gemm_pairs(std::size_t m, std::size_t n, std::size_t k, f
         }
         _mm512_mask_storeu_ps(crow, columns, out);
       }
-      i += rows;
     }
   }
 }
@@ -415,18 +406,8 @@ DTRAIN_AVX512 void dot_gemm(std::size_t m, std::size_t n, std::size_t k, float a
 void small_sgemm_avx512(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k,
                         float alpha, const float* a, std::size_t lda, const float* b,
                         std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  if (tb == Transpose::kYes) {
-    assert(ta == Transpose::kNo);  // small_sgemm_fits takes no other
-    dot_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  const std::size_t row_step = ta == Transpose::kYes ? 1 : lda;
-  const std::size_t col_step = ta == Transpose::kYes ? lda : 1;
-  if (alpha == 1.0f && beta == 0.0f) {
-    broadcast_gemm<true>(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
-  } else {
-    broadcast_gemm<false>(m, n, k, alpha, a, row_step, col_step, b, ldb, beta, c, ldc);
-  }
+  run_small_sgemm<dot_gemm, broadcast_gemm<true>, broadcast_gemm<false>>(ta, tb, m, n, k, alpha, a,
+                                                                         lda, b, ldb, beta, c, ldc);
 }
 
 #else  // not x86-64 with GCC or clang
